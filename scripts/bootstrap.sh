@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up phaselab in ./.venv and run the demo or the tests:  bash scripts/bootstrap.sh demo|test [args...]
+# Without an NVIDIA GPU it installs the CPU build of PyTorch first (fast, no CUDA wheels).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what="${1:-test}"; shift || true
+python="${PYTHON:-python3}"
+torch_version="${PHASELAB_TORCH_VERSION:-2.13.0}"
+
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+. .venv/bin/activate
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if ! python -c "import torch" 2>/dev/null; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+        echo "phaselab: GPU found, installing CUDA PyTorch ${torch_version}"
+        pip install -q "torch==${torch_version}"
+    else
+        echo "phaselab: no GPU found, installing the CPU build of PyTorch ${torch_version}"
+        pip install -q "torch==${torch_version}" \
+            --index-url "${PHASELAB_TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
+    fi
+fi
+pip install -q -e ".[test]"
+# The fastMRI reference package is the test oracle; --no-deps keeps it from replacing torch.
+pip install -q --no-deps fastmri==0.3.0 runstats
+
+case "$what" in
+    demo) exec python sweeps/recon_grid.py "$@" ;;
+    test) exec python -m pytest -q "$@" ;;
+    install) echo "phaselab: installed in .venv (source .venv/bin/activate)" ;;
+    *) echo "usage: bash scripts/bootstrap.sh demo|test|install [args...]" >&2; exit 2 ;;
+esac
