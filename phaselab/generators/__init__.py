@@ -1,0 +1,26 @@
+"""Phase sources behind one interface; importing this package registers the baselines."""
+
+from phaselab.generators import baselines as _baselines  # noqa: F401  (fills the registry)
+from phaselab.generators.base import (
+    PhaseSource,
+    available_phase_sources,
+    create_phase_source,
+    load_phase_source,
+    register_phase_source,
+    slice_generators,
+    synthesize_image,
+    synthesize_kspace,
+    wrap_phase,
+)
+
+__all__ = [
+    "PhaseSource",
+    "available_phase_sources",
+    "create_phase_source",
+    "load_phase_source",
+    "register_phase_source",
+    "slice_generators",
+    "synthesize_image",
+    "synthesize_kspace",
+    "wrap_phase",
+]

@@ -1,0 +1,136 @@
+"""Turn a dataset (phantoms or a fastMRI directory) into split, working-size, single-coil volumes, cached."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from phaselab.data.check import check_directory
+from phaselab.data.coils import compress_coils
+from phaselab.data.errors import DataError
+from phaselab.data.fastmri_io import list_volumes, read_volume, write_volume
+from phaselab.data.geometry import kspace_to_working_image
+from phaselab.data.splits import SplitManifest, split_patients
+from phaselab.mri.fft import fft2c
+
+log = logging.getLogger(__name__)
+
+PREPARE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """Working-size volumes by split; every path is a single-coil fastMRI file at size x size."""
+
+    root: Path
+    key: str
+    splits: dict[str, list[str]]  # split name -> prepared file paths
+    manifest_path: Path
+
+    def files(self, split: str) -> list[Path]:
+        return [Path(p) for p in self.splits[split]]
+
+
+def _content_key(data_config: dict, sources: list[Path]) -> str:
+    from phaselab.config import config_hash
+
+    stamp = [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in sources]
+    return config_hash({"config": data_config, "files": stamp, "version": PREPARE_VERSION})
+
+
+def raw_volumes(config, cache_dir: Path) -> tuple[list[Path], list[DataError]]:
+    """The input files: phantoms generated (and cached) for the demo, or the user's fastMRI directory."""
+    if config.source == "phantoms":
+        from phaselab.data.phantoms import write_phantom_dataset
+
+        folder = cache_dir / f"phantoms-{config.kind}-{config.size}px-seed{config.seed}"
+        files = write_phantom_dataset(
+            folder,
+            patients=config.patients,
+            slices=config.slices,
+            size=config.size,
+            kind=config.kind,
+            seed=config.seed,
+        )
+        return sorted(Path(f) for f in files), []
+    files = list_volumes(config.root)
+    bad = check_directory(config.root)
+    if bad and not config.skip_bad_files:
+        lines = "\n  ".join(str(err) for err in bad)
+        raise DataError(
+            config.root,
+            f"{len(bad)} bad file(s) (rerun with data.skip_bad_files=true to skip them):\n  {lines}",
+        )
+    bad_paths = {err.path.resolve() for err in bad}
+    for err in bad:
+        log.warning("skipping bad file %s", err)
+    return [f for f in files if f.resolve() not in bad_paths], bad
+
+
+def _prepare_volume(source: Path, target: Path, config) -> None:
+    volume = read_volume(source, load_target=False)
+    kspace = torch.from_numpy(volume.kspace)
+    attrs = {"phaselab_source_file": source.name}
+    if volume.is_multicoil:
+        kspace, info = compress_coils(kspace, method=config.coil_compression)
+        attrs.update({f"phaselab_coil_{k}": v for k, v in info.items()})
+    image = kspace_to_working_image(kspace, crop=(config.crop, config.crop), size=config.size)
+    working_kspace = fft2c(image).to(torch.complex64).numpy()
+    write_volume(
+        target,
+        working_kspace,
+        patient_id=str(volume.attrs.get("patient_id", source.stem)),
+        acquisition=str(volume.attrs.get("acquisition", "unknown")),
+        target=np.abs(image.numpy()).astype(np.float32),
+        target_key="reconstruction_esc",
+        extra_attrs=attrs,
+    )
+
+
+def prepare_dataset(config, cache_dir: str | Path, log_fn=print) -> PreparedDataset:
+    """Split by patient and write every volume at working size; a rerun with the same inputs is free."""
+    cache_dir = Path(cache_dir)
+    files, _ = raw_volumes(config, cache_dir)
+    if not files:
+        raise DataError(config.root or cache_dir, "no usable volumes")
+    key = _content_key(asdict(config), files)
+    root = cache_dir / f"prepared-{key}"
+    done = root / "dataset.json"
+    if done.exists():
+        saved = json.loads(done.read_text())
+        return PreparedDataset(root, key, saved["splits"], root / "splits.json")
+
+    root.mkdir(parents=True, exist_ok=True)
+    patient_files: dict[str, list[Path]] = {}
+    for path in files:
+        patient = str(read_volume(path, load_target=False).attrs.get("patient_id", path.stem))
+        patient_files.setdefault(patient, []).append(path)
+    manifest = split_patients(
+        patient_files, seed=config.split_seed, fractions=config.fractions, kind=config.kind
+    )
+    manifest.to_json(root / "splits.json")
+
+    prepared: dict[str, Path] = {}
+    for i, path in enumerate(files, 1):
+        target = root / "volumes" / path.name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _prepare_volume(path, target, config)
+        prepared[str(path)] = target
+        if i % 20 == 0 or i == len(files):
+            log_fn(f"prepared {i}/{len(files)} volumes at {config.size}x{config.size}")
+    splits = {name: [str(prepared[str(f)]) for f in manifest.files(name)] for name in manifest.split_names()}
+    tmp = done.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"key": key, "splits": splits}, indent=1))
+    os.replace(tmp, done)
+    return PreparedDataset(root, key, splits, root / "splits.json")
+
+
+def load_manifest(prepared: PreparedDataset) -> SplitManifest:
+    return SplitManifest.from_json(prepared.manifest_path)

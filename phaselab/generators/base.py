@@ -1,0 +1,178 @@
+"""The phase-source interface, its name registry and checkpoints, and magnitude+phase -> complex synthesis.
+
+A phase source maps magnitude images to phase maps. It never changes the magnitude: complex images and
+k-space are built here, from the caller's magnitude and the source's phase.
+"""
+
+import math
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from phaselab.data.errors import DataError
+from phaselab.mri.fft import fft2c
+
+SliceSeed = int | Sequence[int]
+
+_REGISTRY: dict[str, type["PhaseSource"]] = {}
+_S = TypeVar("_S", bound=type["PhaseSource"])
+
+
+class PhaseSource(ABC):
+    """Supplies a phase map in (-pi, pi] for each magnitude image.
+
+    Reproducibility contract for :meth:`sample`: slice ``i`` of a batch draws its randomness from its
+    own generator keyed by ``(seed, i)`` (or ``(seed[i], 0)`` when ``seed`` is a per-slice sequence),
+    see :func:`slice_generators`. So a slice's phase depends only on its magnitude and its key, never
+    on the other slices in the batch: ``sample(m, seed=s)[:k] == sample(m[:k], seed=s)``, and a caller
+    that passes per-slice seeds (e.g. derived from a global slice index) gets the same phases however
+    the data are batched or sharded.
+    """
+
+    name: str = ""  # set by @register_phase_source
+    requires_training: bool = False
+
+    def __init__(self, **config: Any):
+        self.config: dict[str, Any] = dict(config)
+
+    def fit(self, magnitudes: torch.Tensor, phases: torch.Tensor, **kw: Any) -> dict:
+        """Learn p(phase | magnitude) from paired data; returns training metrics. Baselines learn nothing."""
+        return {}
+
+    @abstractmethod
+    def sample(
+        self, magnitude: torch.Tensor, *, seed: SliceSeed, true_phase: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Phase maps (B, H, W) float32 in (-pi, pi] for magnitudes (B, H, W) float32."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Learned state (tensors); empty for sources without parameters."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"phase source {self.name!r} has no learned state, got keys {sorted(state)}")
+
+    def save(self, path: str | Path) -> Path:
+        """Atomically write ``{"name", "config", "state_dict"}`` for :func:`load_phase_source`."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"name": self.name, "config": self.config, "state_dict": self.state_dict()}
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(payload, f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args})"
+
+
+def register_phase_source(name: str) -> Callable[[_S], _S]:
+    """Class decorator: make a :class:`PhaseSource` subclass constructible by ``name``."""
+
+    def decorate(cls: _S) -> _S:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"phase source {name!r} is already registered to {_REGISTRY[name].__name__}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_phase_sources() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_phase_source(name: str, **config: Any) -> PhaseSource:
+    """Build a registered phase source from its name and config keywords."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown phase source {name!r}; known: {', '.join(available_phase_sources())}")
+    return _REGISTRY[name](**config)
+
+
+def load_phase_source(path: str | Path) -> PhaseSource:
+    """Rebuild a phase source saved with :meth:`PhaseSource.save`; raises DataError on a bad file."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(path, "phase-source checkpoint not found") from None
+    except Exception as err:  # truncated or not a torch file: torch raises several types
+        raise DataError(
+            path, f"not a readable phase-source checkpoint ({type(err).__name__}: {err})"
+        ) from err
+    if not isinstance(payload, dict) or not {"name", "config", "state_dict"} <= payload.keys():
+        raise DataError(path, "checkpoint must be a dict with keys 'name', 'config', 'state_dict'")
+    name = payload["name"]
+    if name not in _REGISTRY:
+        raise DataError(path, f"unknown phase source {name!r}; known: {', '.join(available_phase_sources())}")
+    try:
+        source = create_phase_source(name, **payload["config"])
+        source.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        raise DataError(path, f"state does not fit phase source {name!r}: {err}") from err
+    return source
+
+
+def slice_generators(seed: SliceSeed, batch: int) -> list[torch.Generator]:
+    """One CPU generator per slice, keyed by ``(seed, i)`` or, for per-slice seeds, ``(seed[i], 0)``.
+
+    Keys go through numpy's SeedSequence so that neighbouring keys give unrelated streams.
+    """
+    if isinstance(seed, int | np.integer):
+        keys = [(int(seed), i) for i in range(batch)]
+    else:
+        seeds = [int(s) for s in seed]
+        if len(seeds) != batch:
+            raise ValueError(f"got {len(seeds)} per-slice seeds for a batch of {batch}")
+        keys = [(s, 0) for s in seeds]
+    generators = []
+    for key in keys:
+        if min(key) < 0:
+            raise ValueError(f"seeds must be non-negative, got {key[0]}")
+        state = np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0]
+        generators.append(torch.Generator().manual_seed(int(state) >> 1))
+    return generators
+
+
+def wrap_phase(phase: torch.Tensor) -> torch.Tensor:
+    """Wrap to (-pi, pi]; values already in range are returned bit-for-bit."""
+    wrapped = math.pi - torch.remainder(math.pi - phase, 2 * math.pi)
+    # remainder may round up to exactly 2*pi, which would give -pi
+    wrapped = torch.where(wrapped <= -math.pi, torch.full_like(wrapped, math.pi), wrapped)
+    inside = (phase > -math.pi) & (phase <= math.pi)
+    return torch.where(inside, phase, wrapped)
+
+
+def check_magnitude(magnitude: torch.Tensor) -> None:
+    if magnitude.ndim != 3 or magnitude.is_complex():
+        raise ValueError(
+            f"magnitude must be a real (B, H, W) tensor, got {tuple(magnitude.shape)} {magnitude.dtype}"
+        )
+
+
+def synthesize_image(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """Complex64 ``magnitude * exp(i phase)``; its modulus equals the magnitude up to float32 rounding."""
+    if magnitude.shape != phase.shape:
+        raise ValueError(f"magnitude {tuple(magnitude.shape)} and phase {tuple(phase.shape)} differ in shape")
+    if magnitude.is_complex() or phase.is_complex():
+        raise ValueError("magnitude and phase must be real tensors")
+    return torch.polar(magnitude.float(), phase.to(dtype=torch.float32, device=magnitude.device))
+
+
+def synthesize_kspace(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """Centered orthonormal k-space of :func:`synthesize_image`."""
+    return fft2c(synthesize_image(magnitude, phase))

@@ -1,0 +1,174 @@
+"""The recon grid driver: data -> splits -> synthesis per source -> Tune grid of VarNet trials -> metric grid.
+
+Resuming is by content: the sweep's key is a hash of what determines its results, every cell's state
+lives in ``<output>/sweeps/<key>/trials/<cell>``, and the MLflow parent run is found again by its tag.
+Rerunning the same command therefore skips finished trials, continues killed ones from their last
+checkpoint and reuses every cached dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from phaselab.config import SweepConfig, config_hash, dump_yaml, to_dict
+from phaselab.data.prepare import PreparedDataset, prepare_dataset
+from phaselab.orchestration.ray_runtime import init_ray
+from phaselab.orchestration.synthesis_job import run_synthesis
+from phaselab.orchestration.trial import TrialSpec, cell_name, read_result, save_spec
+from phaselab.synthesis import plan_synthesis
+from phaselab.tracking import Tracker, default_tracking_uri
+
+SYNTHESIS_SEED = 0
+
+
+@dataclass
+class GridResult:
+    rows: list[dict[str, Any]]  # one per finished trial
+    parent_run_id: str
+    tracking_uri: str
+    experiment_id: str
+    output_dir: Path
+    sweep_key: str
+    seconds: float
+    trial_seconds: float  # sum of the trials' own training time
+
+
+def sweep_key(config: SweepConfig) -> str:
+    """What determines the results: data, model, training and grid (not resources or addresses)."""
+    keep = {k: v for k, v in to_dict(config).items() if k in ("data", "varnet", "train", "grid", "scheduler")}
+    return config_hash(keep)
+
+
+def grid_cells(config: SweepConfig) -> list[dict[str, Any]]:
+    g = config.grid
+    return [
+        {"source": s, "acceleration": r, "num_acs": n, "seed": seed}
+        for s, r, n, seed in itertools.product(g.sources, g.accelerations, g.num_acs, g.seeds)
+    ]
+
+
+def _synthesize_all(config: SweepConfig, prepared: PreparedDataset, cache: Path, log_fn) -> dict[str, dict]:
+    """recTrain + recVal k-space for each phase source (the validation set is synthetic too, as it
+    would be for a magnitude-only archive)."""
+    shards: dict[str, dict[str, list[str]]] = {}
+    use_gpu = config.resources.gpus_per_trial > 0
+    for source in config.grid.sources:
+        per_split = {}
+        for split in ("recTrain", "recVal"):
+            inputs = [str(p) for p in prepared.files(split)]
+            plan = plan_synthesis(source, {}, None, inputs, cache / "synthesis", SYNTHESIS_SEED, prepared.key)
+            per_split[split] = [str(p) for p in run_synthesis(
+                plan, use_gpu=use_gpu, cpus_per_actor=config.resources.synthesis_cpus, log_fn=log_fn
+            )]
+        shards[source] = per_split
+    return shards
+
+
+def _finish_stale_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[str, Path]) -> None:
+    """A driver killed after a trial wrote result.json but before MLflow heard of it: close the run."""
+    for key, run in tracker.child_runs(parent_id).items():
+        if key in trial_dirs and run.info.status == "RUNNING" and read_result(trial_dirs[key]) is not None:
+            tracker.end_run(run.info.run_id, "FINISHED")
+
+
+def _run_tune(config: SweepConfig, pending: list[dict[str, Any]], storage: Path, name: str, log_fn) -> None:
+    from ray import tune
+
+    from phaselab.orchestration.progress import GridProgress
+    from phaselab.orchestration.trial import tune_trial, tune_trial_distributed
+
+    res = config.resources
+    if res.workers_per_trial > 1:
+        per_worker = {"cpus_per_worker": res.cpus_per_trial, "gpus_per_worker": res.gpus_per_trial,
+                      "workers": res.workers_per_trial, "storage_path": str(storage)}
+        pending = [{**cell, **per_worker} for cell in pending]
+        trainable = tune.with_resources(tune_trial_distributed, {"cpu": 0.1})
+    else:
+        resources = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
+        trainable = tune.with_resources(tune_trial, resources)
+    scheduler = None
+    if config.scheduler.asha:
+        scheduler = tune.schedulers.ASHAScheduler(
+            time_attr="training_iteration", metric="val_ssim", mode="max",
+            grace_period=config.scheduler.grace_period, reduction_factor=config.scheduler.reduction_factor,
+        )
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"cell": tune.grid_search(pending)},
+        tune_config=tune.TuneConfig(
+            reuse_actors=True, max_concurrent_trials=res.max_concurrent_trials, scheduler=scheduler,
+        ),
+        run_config=tune.RunConfig(
+            name=name, storage_path=str(storage), verbose=0,
+            callbacks=[GridProgress(len(pending), log_fn)],
+            failure_config=tune.FailureConfig(max_failures=2),
+        ),
+    )
+    tuner.fit()
+
+
+def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] = print) -> GridResult:
+    """Run (or resume) the recon grid of ``config``; returns the finished trials' rows."""
+    from phaselab.orchestration.report import log_grid_to_parent
+
+    start = time.perf_counter()
+    out = Path(config.output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    key = sweep_key(config)
+    sweep_dir = out / "sweeps" / key
+    uri = config.tracking.uri or default_tracking_uri(out)
+    tracker = Tracker(uri, config.tracking.experiment, artifact_root=out / "mlartifacts")
+    parent_id, resumed = tracker.parent_run(key, config.name, tags={"phaselab.preset": config.name})
+    log_fn(f"{'resuming' if resumed else 'starting'} sweep {config.name} ({key}); MLflow run {parent_id}")
+    resolved = dump_yaml(config)
+    tracker.log_text(parent_id, resolved, "config.yaml")
+    flat = {f"{section}.{k}": v for section, values in to_dict(config).items() if isinstance(values, dict)
+            for k, v in values.items()}
+    tracker.log_params(parent_id, flat)
+
+    init_ray(config, log_fn)
+    prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)
+    log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))
+    shards = _synthesize_all(config, prepared, out / "cache", log_fn)
+
+    cells = grid_cells(config)
+    specs: dict[str, TrialSpec] = {}
+    for cell in cells:
+        trial_key = config_hash({"sweep": key, "cell": cell})
+        specs[trial_key] = TrialSpec(
+            cell=cell, trial_key=trial_key, trial_dir=str(sweep_dir / "trials" / cell_name(cell)),
+            train_shards=shards[cell["source"]]["recTrain"], val_shards=shards[cell["source"]]["recVal"],
+            test_files=[str(p) for p in prepared.files("recTest")],
+            varnet=dataclasses.asdict(config.varnet), train=dataclasses.asdict(config.train),
+            tracking_uri=uri, experiment=config.tracking.experiment, parent_run_id=parent_id,
+            resolved_config=resolved, torch_threads=config.resources.torch_threads,
+        )
+    trial_dirs = {k: Path(s.trial_dir) for k, s in specs.items()}
+    _finish_stale_runs(tracker, parent_id, trial_dirs)
+    pending = [
+        {**s.cell, "trial_key": k, "spec_path": str(save_spec(s))}
+        for k, s in specs.items() if read_result(s.trial_dir) is None
+    ]
+    log_fn(f"grid: {len(cells)} trials, {len(cells) - len(pending)} already finished, {len(pending)} to run")
+    if pending:
+        attempt = len(list((sweep_dir / "ray_results").glob("grid-*"))) if (sweep_dir / "ray_results").exists() else 0
+        storage = Path(config.storage_path).resolve() if config.storage_path else sweep_dir / "ray_results"
+        _run_tune(config, pending, storage, f"grid-{attempt:03d}", log_fn)
+
+    rows = [r for s in specs.values() if (r := read_result(s.trial_dir)) is not None]
+    missing = len(specs) - len(rows)
+    seconds = time.perf_counter() - start
+    trial_seconds = sum(float(r.get("test_train_seconds", r.get("train_seconds", 0.0))) for r in rows)
+    log_grid_to_parent(tracker, parent_id, rows, config)
+    tracker.log_metrics(parent_id, {"trials_finished": len(rows), "trials_failed": missing,
+                                    "sweep_seconds": seconds}, step=0)
+    tracker.end_run(parent_id, "FINISHED" if missing == 0 else "FAILED")
+    if missing:
+        log_fn(f"{missing} trial(s) did not finish; rerun the same command to retry them")
+    return GridResult(rows, parent_id, uri, tracker.experiment_id, out, key, seconds, trial_seconds)

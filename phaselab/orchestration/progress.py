@@ -1,0 +1,35 @@
+"""Terminal progress of a Tune grid: one line per finished trial with its test SSIM and an ETA."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ray.tune import Callback
+
+
+class GridProgress(Callback):
+    def __init__(self, total: int, log_fn: Callable[[str], None] = print):
+        self.total = total
+        self.log_fn = log_fn
+        self.done = 0
+        self.failed = 0
+        self.start = time.perf_counter()
+
+    def _name(self, trial) -> str:
+        cell = trial.config.get("cell", {})
+        return f"{cell.get('source')} R={cell.get('acceleration')} nACS={cell.get('num_acs')} seed={cell.get('seed')}"
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.done += 1
+        result = trial.last_result or {}
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / self.done * (self.total - self.done - self.failed)
+        ssim = result.get("test_ssim")
+        score = f"test SSIM {ssim:.4f}" if ssim is not None else "done"
+        self.log_fn(f"[{self.done + self.failed}/{self.total}] {self._name(trial)}: {score}"
+                    f"  ({elapsed:.0f}s elapsed, ~{eta:.0f}s left)")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.failed += 1
+        self.log_fn(f"[{self.done + self.failed}/{self.total}] {self._name(trial)}: FAILED ({trial.error_file})")

@@ -1,0 +1,37 @@
+"""Start or join Ray the same way for every sweep script (local by default, a cluster with an address)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+WORKER_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",  # its background thread broke REST calls on offline machines
+    "HDF5_USE_FILE_LOCKING": "FALSE",  # HDF5 on NFS
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning",
+}
+
+
+def init_ray(config, log_fn: Callable[[str], None] = print, num_cpus: int | None = None) -> None:
+    """``ray.init`` once per process; ``config.ray_address`` joins a cluster ("auto" inside one)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.update({k: v for k, v in WORKER_ENV.items() if k not in os.environ})
+    address = getattr(config, "ray_address", None)
+    kwargs = {
+        "include_dashboard": False,
+        "logging_level": logging.WARNING,
+        "runtime_env": {"env_vars": dict(WORKER_ENV)},
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        # A small object store: our datasets travel as file paths, not objects.
+        ray.init(num_cpus=num_cpus or os.cpu_count(), object_store_memory=256 * 1024**2, **kwargs)
+    resources = ray.cluster_resources()
+    log_fn(f"ray: {int(resources.get('CPU', 0))} CPU, {int(resources.get('GPU', 0))} GPU"
+           f" on {len(ray.nodes())} node(s)")

@@ -1,0 +1,251 @@
+"""One cell of the recon grid: train a VarNet on one phase source's k-space, test on real k-space, log it.
+
+``run_trial`` knows nothing of Tune: it is called in-process by tests, by the Tune function trainable
+(``tune_trial``) and, for multi-GPU trials, by every Ray Train worker (only rank 0 tracks and saves).
+Its state lives in ``trial_dir``: ``checkpoint.pt`` (latest, with the MLflow run id) lets a killed trial
+continue where it was, ``result.json`` marks it finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from phaselab.data.fastmri_io import read_volume
+from phaselab.mri.masks import equispaced_mask
+from phaselab.recon.data import KspaceSlices
+from phaselab.recon.evaluate import evaluate_reconstruction
+from phaselab.recon.train import TrainConfig, VarNetConfig, train_varnet
+
+TEST_MASK_SEED = 1234  # fixed test masks: every source and seed is tested on the same sampling
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSpec:
+    """Everything a trial needs, as plain data (it travels to Ray workers)."""
+
+    cell: dict[str, Any]  # source, acceleration, num_acs, seed
+    trial_key: str
+    trial_dir: str
+    train_shards: list[str]
+    val_shards: list[str]
+    test_files: list[str]
+    varnet: dict[str, Any]
+    train: dict[str, Any]
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str
+    resolved_config: str  # YAML of the sweep, logged as an artifact of every run
+    torch_threads: int = 1
+
+
+def cell_name(cell: dict[str, Any]) -> str:
+    return f"{cell['source']}-R{cell['acceleration']}-acs{cell['num_acs']}-s{cell['seed']}"
+
+
+@functools.lru_cache(maxsize=16)
+def _load_slices(paths: tuple[str, ...]) -> KspaceSlices:
+    """Stack the slices of fastMRI files; cached so reused Tune actors load each dataset once."""
+    kspace, target, volume = [], [], []
+    for index, path in enumerate(paths):
+        vol = read_volume(path, load_target=True, load_extras=False)
+        kspace.append(torch.from_numpy(vol.kspace))
+        target.append(torch.from_numpy(vol.target).float())
+        volume.append(torch.full((vol.kspace.shape[0],), index, dtype=torch.int64))
+    return KspaceSlices(torch.cat(kspace), torch.cat(target), torch.cat(volume))
+
+
+def _test_volumes(paths: list[str]) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    slices = _load_slices(tuple(paths))
+    return [
+        (Path(p).stem, slices.kspace[slices.volume == i], slices.target[slices.volume == i])
+        for i, p in enumerate(paths)
+    ]
+
+
+def _atomic_save(payload: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_json(payload: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=float))
+    os.replace(tmp, path)
+
+
+def read_result(trial_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(trial_dir) / "result.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _is_rank_zero() -> bool:
+    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+
+
+def run_trial(
+    spec: TrialSpec, tune_report: Callable[[dict[str, float]], None] | None = None
+) -> dict[str, Any]:
+    """Train, test and log one grid cell; resumes from ``checkpoint.pt`` and skips a finished trial."""
+    from phaselab.tracking import Tracker
+
+    trial_dir = Path(spec.trial_dir)
+    finished = read_result(trial_dir)
+    if finished is not None:
+        return finished
+    torch.set_num_threads(spec.torch_threads)
+    rank_zero = _is_rank_zero()
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = trial_dir / "checkpoint.pt"
+    saved = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.exists() else None
+
+    tracker = run_id = None
+    last_step = -1
+    if rank_zero:
+        tracker = Tracker(spec.tracking_uri, spec.experiment)
+        if saved is not None:
+            run_id = saved["run_id"]
+            last_step = tracker.last_logged_step(run_id)
+        else:  # a run left by an attempt that died before its first checkpoint holds nothing to keep
+            stale = tracker.find_runs(
+                {"mlflow.parentRunId": spec.parent_run_id, "phaselab.trial_key": spec.trial_key}
+            )
+            for run in stale:
+                tracker.delete_run(run.info.run_id)
+            tags = {f"phaselab.{k}": v for k, v in spec.cell.items()}
+            run_id = tracker.start_child(spec.parent_run_id, spec.trial_key, cell_name(spec.cell), tags)
+        tracker.log_params(
+            run_id,
+            {
+                **{f"cell.{k}": v for k, v in spec.cell.items()},
+                **{f"varnet.{k}": v for k, v in spec.varnet.items()},
+                **{f"train.{k}": v for k, v in spec.train.items()},
+                "num_train_volumes": len(spec.train_shards),
+                "num_test_volumes": len(spec.test_files),
+            },
+        )
+        if saved is None:
+            tracker.log_text(run_id, spec.resolved_config, "config.yaml")
+
+    cell = spec.cell
+    model_cfg = VarNetConfig(**spec.varnet)
+    train_cfg = TrainConfig(
+        **spec.train, acceleration=cell["acceleration"], num_acs=cell["num_acs"], seed=cell["seed"]
+    )
+    train_data = _load_slices(tuple(spec.train_shards))
+    val_data = _load_slices(tuple(spec.val_shards)) if spec.val_shards else None
+
+    def report(metrics: dict[str, float], checkpoint: dict[str, Any] | None) -> None:
+        step = int(checkpoint["step"]) if checkpoint else int(metrics.get("step", 0))
+        if rank_zero and checkpoint is not None:
+            _atomic_save({"run_id": run_id, "train": checkpoint}, ckpt_path)
+            if step > last_step:
+                tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if k != "step"}, step)
+        if tune_report is not None:
+            tune_report({**metrics, "step": step})
+
+    start = time.perf_counter()
+    result = train_varnet(
+        train_data, val_data, model_cfg, train_cfg, report=report, resume=saved["train"] if saved else None
+    )
+    train_seconds = time.perf_counter() - start
+    if not rank_zero:
+        return {}
+
+    model = result.model
+    model.load_state_dict(result.best_state)
+    width = train_data.kspace.shape[-1]
+    mask = equispaced_mask(width, cell["acceleration"], cell["num_acs"], seed=TEST_MASK_SEED)
+    device = next(model.parameters()).device
+    evaluation = evaluate_reconstruction(model, _test_volumes(spec.test_files), mask, device=device)
+    summary = {f"test_{k}": float(v) for k, v in evaluation.summary.items()}
+    summary["effective_acceleration"] = mask.effective_acceleration
+    summary["train_seconds"] = train_seconds
+    tracker.log_metrics(run_id, summary, int(spec.train["steps"]))
+    best = trial_dir / "best_model.pt"
+    _atomic_save({"state_dict": result.best_state, "varnet": spec.varnet, "cell": cell}, best)
+    tracker.log_artifact(run_id, best, "checkpoints")
+    tracker.log_table(run_id, evaluation.per_volume, "test_per_volume.json")
+
+    record = {
+        "cell": cell,
+        "trial_key": spec.trial_key,
+        "run_id": run_id,
+        **summary,
+        "best_val_ssim": result.best_val_ssim,
+    }
+    _atomic_json(record, trial_dir / "result.json")
+    tracker.end_run(run_id, "FINISHED")
+    ckpt_path.unlink(missing_ok=True)
+    return record
+
+
+def save_spec(spec: TrialSpec) -> Path:
+    """Write the spec next to the trial's state; Tune's grid then carries only its path."""
+    path = Path(spec.trial_dir) / "spec.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_json(dataclasses.asdict(spec), path)
+    return path
+
+
+def load_spec(path: str | Path) -> TrialSpec:
+    return TrialSpec(**json.loads(Path(path).read_text()))
+
+
+def _numeric(record: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in record.items() if isinstance(v, float | int) and not isinstance(v, bool)}
+
+
+def tune_trial(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable for a single-device trial: ``config["cell"]["spec_path"]``."""
+    from ray import tune
+
+    record = run_trial(load_spec(config["cell"]["spec_path"]), tune_report=tune.report)
+    tune.report({"trial_done": 1.0, **_numeric(record)})
+
+
+def _train_worker_loop(config: dict[str, Any]) -> None:
+    """Ray Train worker: every rank runs the same trial; ranks > 0 only train (DDP) and report."""
+    import ray.train
+
+    run_trial(load_spec(config["spec_path"]), tune_report=ray.train.report)
+
+
+def tune_trial_distributed(config: dict[str, Any]) -> None:
+    """Tune trainable for a multi-GPU trial: it launches a Ray Train TorchTrainer (DDP) and waits."""
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    cell = config["cell"]
+    spec = load_spec(cell["spec_path"])
+    use_gpu = bool(cell["gpus_per_worker"])
+    trainer = TorchTrainer(
+        _train_worker_loop,
+        train_loop_config={"spec_path": cell["spec_path"]},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cell["workers"],
+            use_gpu=use_gpu,
+            resources_per_worker={
+                "CPU": cell["cpus_per_worker"],
+                **({"GPU": cell["gpus_per_worker"]} if use_gpu else {}),
+            },
+        ),
+        run_config=ray.train.RunConfig(
+            name=f"train-{spec.trial_key}",
+            storage_path=cell["storage_path"],
+            failure_config=ray.train.FailureConfig(max_failures=3),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()

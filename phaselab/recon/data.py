@@ -1,0 +1,95 @@
+"""In-memory reconstruction datasets (k-space + magnitude target per slice) and deterministic batching."""
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from phaselab.generators.base import synthesize_kspace
+
+
+class KspaceSlices(NamedTuple):
+    """Single-coil slices for VarNet training or validation."""
+
+    kspace: torch.Tensor  # complex64 (N, H, W), fully sampled
+    target: torch.Tensor  # float32 (N, H, W), the magnitude image the network should recover
+    volume: torch.Tensor  # int64 (N,), which volume each slice came from (sets the SSIM data range)
+
+    @property
+    def num_slices(self) -> int:
+        return int(self.kspace.shape[0])
+
+    def select(self, index: torch.Tensor | Sequence[int]) -> "KspaceSlices":
+        index = torch.as_tensor(index, dtype=torch.long)
+        return KspaceSlices(self.kspace[index], self.target[index], self.volume[index])
+
+
+def check_slices(slices: KspaceSlices) -> None:
+    """Raise ValueError unless the three tensors agree in shape and dtype."""
+    k, t, v = slices
+    if not k.is_complex() or k.ndim != 3:
+        raise ValueError(f"kspace must be complex (N, H, W), got {tuple(k.shape)} {k.dtype}")
+    if t.shape != k.shape or t.is_complex():
+        raise ValueError(f"target must be real {tuple(k.shape)}, got {tuple(t.shape)} {t.dtype}")
+    if v.shape != (k.shape[0],) or v.dtype != torch.int64:
+        raise ValueError(f"volume must be int64 ({k.shape[0]},), got {tuple(v.shape)} {v.dtype}")
+    if k.shape[0] == 0:
+        raise ValueError("no slices")
+
+
+def slices_from_images(
+    magnitude: torch.Tensor, phase: torch.Tensor, volume: torch.Tensor | Sequence[int] | None = None
+) -> KspaceSlices:
+    """K-space of ``magnitude * exp(i phase)`` with the magnitude as target.
+
+    ``volume`` defaults to one volume per slice, so each slice's SSIM data range is its own maximum.
+    """
+    kspace = synthesize_kspace(magnitude, phase)
+    if volume is None:
+        volume = torch.arange(magnitude.shape[0])
+    slices = KspaceSlices(kspace, magnitude.float(), torch.as_tensor(volume, dtype=torch.int64))
+    check_slices(slices)
+    return slices
+
+
+def concat_slices(parts: Sequence[KspaceSlices]) -> KspaceSlices:
+    """Join datasets; volume ids are offset so volumes of different parts stay distinct."""
+    offset, volumes = 0, []
+    for part in parts:
+        volumes.append(part.volume + offset)
+        offset += int(part.volume.max()) + 1 if len(part.volume) else 0
+    return KspaceSlices(
+        torch.cat([p.kspace for p in parts]), torch.cat([p.target for p in parts]), torch.cat(volumes)
+    )
+
+
+def volume_max(slices: KspaceSlices) -> torch.Tensor:
+    """Per-slice maximum of the slice's whole target volume (fastMRI's SSIM data range), (N,) float32."""
+    slice_max = slices.target.amax(dim=(-2, -1)).float()
+    _, inverse = torch.unique(slices.volume, return_inverse=True)
+    per_volume = torch.zeros(int(inverse.max()) + 1).scatter_reduce(
+        0, inverse, slice_max, "amax", include_self=False
+    )
+    return per_volume[inverse]
+
+
+def apply_column_masks(kspace: torch.Tensor, mask_columns: torch.Tensor) -> torch.Tensor:
+    """Zero unsampled columns of (B, H, W) k-space; ``mask_columns`` is (W,) or one row per slice (B, W)."""
+    keep = mask_columns.to(device=kspace.device, dtype=torch.bool).unsqueeze(-2)
+    # where() rather than a product so that non-finite values in skipped columns are dropped too
+    return torch.where(keep, kspace, torch.zeros((), dtype=kspace.dtype, device=kspace.device))
+
+
+def batch_indices(num_items: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+    """Indices of the global batch for ``step``: a pure function of (seed, step).
+
+    Samples are drawn without replacement from one permutation per epoch (keyed by (seed, epoch)); a
+    batch may straddle two epochs. A resumed run therefore sees exactly the uninterrupted run's batches.
+    """
+    if num_items < 1 or batch_size < 1:
+        raise ValueError(f"need num_items >= 1 and batch_size >= 1, got {num_items}, {batch_size}")
+    positions = np.arange(step * batch_size, (step + 1) * batch_size)
+    epochs = positions // num_items
+    perms = {int(e): np.random.default_rng([seed, int(e)]).permutation(num_items) for e in np.unique(epochs)}
+    return torch.tensor([perms[int(e)][p % num_items] for e, p in zip(epochs, positions, strict=True)])

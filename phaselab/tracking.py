@@ -1,0 +1,163 @@
+"""MLflow tracking: one parent run per sweep, one nested child run per trial, idempotent logging.
+
+Everything goes through ``MlflowClient`` with explicit run ids (no global "active run"), so the same
+calls work in the driver, in Tune trials and in Ray Train workers, and a resumed sweep can find the
+runs it already made by their tags instead of logging them twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SWEEP_KEY = "phaselab.sweep_key"
+TRIAL_KEY = "phaselab.trial_key"
+ROLE = "phaselab.role"
+PARENT = "mlflow.parentRunId"
+
+
+def default_tracking_uri(output_dir: str | Path) -> str:
+    """A SQLite database in the output directory (absolute path, as MLflow requires)."""
+    return f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
+
+
+def with_retries(call: Callable[[], T], *, attempts: int = 5, delay: float = 0.5, what: str = "MLflow") -> T:
+    """Retry a tracking call on transient errors (server restarts, SQLite busy) with backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except (MlflowException, OSError, ConnectionError) as err:
+            transient = "RESOURCE_DOES_NOT_EXIST" not in str(getattr(err, "error_code", ""))
+            if attempt == attempts or not transient:
+                raise
+            log.warning("%s call failed (%s); retry %d/%d", what, err, attempt, attempts - 1)
+            time.sleep(delay * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+class Tracker:
+    """Thin wrapper around MlflowClient for one experiment."""
+
+    def __init__(self, uri: str, experiment: str, artifact_root: str | Path | None = None):
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+        self.experiment_name = experiment
+        self.experiment_id = self._experiment_id(experiment, artifact_root)
+
+    def _experiment_id(self, name: str, artifact_root: str | Path | None) -> str:
+        found = with_retries(lambda: self.client.get_experiment_by_name(name))
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                self.client.restore_experiment(found.experiment_id)
+            return found.experiment_id
+        location = Path(artifact_root).resolve().as_uri() if artifact_root else None
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # created concurrently by another process
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    # runs --------------------------------------------------------------------------------------
+    def find_runs(self, tags: dict[str, str]) -> list[Any]:
+        query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        return with_retries(
+            lambda: self.client.search_runs([self.experiment_id], filter_string=query, max_results=5000)
+        )
+
+    def parent_run(self, sweep_key: str, name: str, tags: dict[str, str] | None = None) -> tuple[str, bool]:
+        """Return (run id, resumed): the sweep's existing parent run, or a new one."""
+        existing = self.find_runs({SWEEP_KEY: sweep_key, ROLE: "parent"})
+        if existing:
+            run_id = existing[0].info.run_id
+            with_retries(lambda: self.client.update_run(run_id, status="RUNNING"))
+            return run_id, True
+        all_tags = {SWEEP_KEY: sweep_key, ROLE: "parent", **(tags or {})}
+        run = with_retries(lambda: self.client.create_run(self.experiment_id, tags=all_tags, run_name=name))
+        return run.info.run_id, False
+
+    def child_runs(self, parent_id: str) -> dict[str, Any]:
+        """Trial key -> newest child run of the parent (deleted runs are not returned by search)."""
+        runs = self.find_runs({PARENT: parent_id})
+        by_key: dict[str, Any] = {}
+        for run in sorted(runs, key=lambda r: r.info.start_time or 0):
+            key = run.data.tags.get(TRIAL_KEY)
+            if key:
+                by_key[key] = run
+        return by_key
+
+    def start_child(self, parent_id: str, trial_key: str, name: str, tags: dict[str, str]) -> str:
+        all_tags = {PARENT: parent_id, TRIAL_KEY: trial_key, ROLE: "trial", **tags}
+        run = with_retries(lambda: self.client.create_run(self.experiment_id, tags=all_tags, run_name=name))
+        return run.info.run_id
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        with_retries(lambda: self.client.set_terminated(run_id, status=status))
+
+    def delete_run(self, run_id: str) -> None:
+        with_retries(lambda: self.client.delete_run(run_id))
+
+    # logging -----------------------------------------------------------------------------------
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Log params once; a resumed run re-logging identical values is a no-op."""
+        logged = with_retries(lambda: self.client.get_run(run_id)).data.params
+        fresh = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in logged]
+        if fresh:
+            with_retries(lambda: self.client.log_batch(run_id, params=fresh))
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        with_retries(lambda: self.client.log_batch(run_id, tags=batch))
+
+    def last_logged_step(self, run_id: str) -> int:
+        """Highest step of any metric of the run (-1 if none): a resumed trial logs only later steps."""
+        metrics = with_retries(lambda: self.client.get_run(run_id)).data.metrics
+        steps = [-1]
+        for key in metrics:
+            history = with_retries(lambda key=key: self.client.get_metric_history(run_id, key))
+            steps.extend(m.step for m in history)
+        return max(steps)
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        with_retries(lambda: self.client.log_batch(run_id, metrics=batch))
+
+    def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        with_retries(lambda: self.client.log_artifact(run_id, str(path), artifact_path))
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        with_retries(lambda: self.client.log_text(run_id, text, artifact_file))
+
+    def log_dict(self, run_id: str, data: Any, artifact_file: str) -> None:
+        with_retries(lambda: self.client.log_dict(run_id, data, artifact_file))
+
+    def log_table(self, run_id: str, rows: Iterable[dict[str, Any]], artifact_file: str) -> None:
+        import pandas as pd
+
+        frame = pd.DataFrame(list(rows))
+        with_retries(lambda: self.client.log_table(run_id, data=frame, artifact_file=artifact_file))
+
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
+        with_retries(lambda: self.client.log_figure(run_id, figure, artifact_file))
+
+    def load_json_artifact(self, run_id: str, artifact_file: str) -> Any:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=artifact_file, dst_path=tmp, tracking_uri=self.uri
+            )
+            return json.loads(Path(local).read_text())

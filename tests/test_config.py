@@ -1,0 +1,73 @@
+"""Config presets, YAML files, --set overrides and the errors they give."""
+
+import pytest
+
+from phaselab.config import PRESETS, ConfigError, SweepConfig, config_hash, load_config, parse_override
+
+
+def test_presets_resolve_and_validate():
+    for name in PRESETS:
+        config = load_config(name, ["data.root=/data"] if name != "demo" else [])
+        assert isinstance(config, SweepConfig)
+    demo = load_config("demo")
+    assert demo.data.size == 64 and demo.varnet.cascades == 4
+    assert demo.grid.num_acs == [4, 8] and demo.grid.accelerations == [2, 4, 6]
+    knee = load_config("knee", ["data.root=/data"])
+    assert knee.data.size == 256 and knee.varnet.cascades == 12 and knee.grid.num_acs == [16, 26, 31]
+    assert knee.grid.seeds == [0, 1, 2] and knee.grid.accelerations == [2, 3, 4, 6]
+
+
+def test_overrides_are_typed():
+    config = load_config("demo", ["varnet.cascades=8", "grid.accelerations=[4, 8]", "train.lr=1e-4",
+                                  "train.grad_clip=1", "tracking.uri=http://127.0.0.1:5000"])
+    assert config.varnet.cascades == 8
+    assert config.grid.accelerations == [4, 8]
+    assert config.train.lr == pytest.approx(1e-4)
+    assert config.train.grad_clip == 1.0 and isinstance(config.train.grad_clip, float)
+    assert config.tracking.uri == "http://127.0.0.1:5000"
+    assert parse_override("a.b=[1,2]") == {"a": {"b": [1, 2]}}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("varnet.cascadez=3", "cascadez"),
+        ("nosuch.key=1", "nosuch"),
+        ("train.lr=fast", "train.lr"),
+        ("train.steps=1.5", "train.steps"),
+        ("data.kind=liver", "data.kind"),
+        ("grid.sources=[gt, nope]", "nope"),
+        ("train.bf16=maybe", "train.bf16"),
+        ("grid.num_acs=[100]", "grid.num_acs"),
+        ("noequals", "KEY=VALUE"),
+    ],
+)
+def test_bad_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("demo", [override])
+
+
+def test_fastmri_source_needs_root():
+    with pytest.raises(ConfigError, match="data.root"):
+        load_config("knee")
+
+
+def test_yaml_file_with_preset_base(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("preset: demo\nvarnet:\n  chans: 8\ngrid:\n  seeds: [0, 1]\n")
+    config = load_config(str(path))
+    assert config.varnet.chans == 8 and config.varnet.cascades == 4 and config.grid.seeds == [0, 1]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("varnet: {cascades: 2, colour: red}\n")
+    with pytest.raises(ConfigError, match="colour"):
+        load_config(str(bad))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("varnet: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        load_config(str(broken))
+
+
+def test_config_hash_is_stable_and_sensitive():
+    a, b = load_config("demo"), load_config("demo")
+    assert config_hash(a) == config_hash(b)
+    assert config_hash(a) != config_hash(load_config("demo", ["train.steps=7"]))
