@@ -59,7 +59,6 @@ def _geometric(kspace: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
         "method": "geometric",
         "coils": coils,
         "energy_fraction": kept,
-        "weights": weights,
     }
 
 

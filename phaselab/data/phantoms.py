@@ -16,7 +16,9 @@ from phaselab.data.fastmri_io import read_attrs, write_volume
 
 KINDS = ("knee", "brain")
 PHANTOM_VERSION = 1
-DEFAULT_NOISE = 0.01
+# std of the complex noise at 256 x 256 relative to the brightest tissue; coarser grids average more
+# signal per pixel, so their default noise is lower in proportion to the size
+NOISE_AT_256 = 0.02
 _KIND_CODE = {"knee": 1, "brain": 2}
 
 AIR, FAT, MUSCLE, BONE, MARROW, CARTILAGE, FLUID, LIGAMENT, CSF, GREY, WHITE, SINUS, VESSEL = range(13)
@@ -147,6 +149,7 @@ def _draw_anatomy(kind: str, rng: np.random.Generator) -> dict:
         "intensity": _INTENSITY * np.exp(rng.normal(0, 0.07, len(TISSUES))),
         "texture": _modes(rng, 48, 1.5, 6.0),
         "fine": _modes(rng, 64, 4.0, 10.0),
+        "micro": _modes(rng, 64, 3.0, 9.0),
     }
     if kind == "knee":
         p.update(
@@ -254,6 +257,7 @@ def _draw_phase(rng: np.random.Generator) -> dict:
         "b0_drift": rng.normal(0, 0.15, 5),  # change of the B0 terms through the slab
         "coil": (u(0, 2 * math.pi), u(1.5, 2.0), u(0.5, 1.0), u(0.4, 0.9)),  # angle, distance, phase, shading
         "global": u(-math.pi, math.pi),
+        "micro": u(0.15, 0.25),  # rad per unit of tissue microstructure (iron, myelin, fibres)
     }
 
 
@@ -304,9 +308,11 @@ def _render(
     offsets = _OFFSET * np.where(_FATTY, phase["fat_shift"], phase["contrast"])
     field = phase["rad_per_ppm"] * _dipole_field(np.tensordot(_CHI, fractions, 1))
     smooth, shading = _smooth_phase(phase, f, z)
-    texture = 1 + 0.06 * _texture(anatomy["texture"], f, z)
+    micro = _texture(anatomy["micro"], f, z)
+    texture = (1 + 0.05 * _texture(anatomy["texture"], f, z)) * (1 - 0.06 * micro)
     # partial-volume pixels sum their tissues' complex signals (fat/water edges partly cancel)
     weights = (anatomy["intensity"] * np.exp(1j * offsets))[:, None, None]
+    field = field + phase["micro"] * micro
     clean = (weights * fractions).sum(0) * (texture * shading) * np.exp(1j * (smooth + field))
     magnitude = np.abs(clean)
     total_field = np.angle(np.exp(1j * (smooth + field)))
@@ -324,15 +330,19 @@ def _render(
 # ---- public API ----------------------------------------------------------------------------------
 
 
-def _check(kind: str, size: int, slices: int, noise: float) -> None:
+def _check(kind: str, size: int, slices: int, noise: float | None) -> float:
+    """Validate the common arguments; returns the noise level to use."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if size < 32:
         raise ValueError(f"size must be >= 32 pixels, got {size}")
     if slices < 1:
         raise ValueError(f"slices must be >= 1, got {slices}")
+    if noise is None:
+        return NOISE_AT_256 * size / 256
     if not noise >= 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
+    return float(noise)
 
 
 def make_phantom_slice(
@@ -343,10 +353,10 @@ def make_phantom_slice(
     patient_index: int,
     slice_index: int,
     slices: int,
-    noise: float = DEFAULT_NOISE,
+    noise: float | None = None,
 ) -> PhantomSlice:
     """Slice ``slice_index`` of ``slices`` of one patient; identical to that slice of its volume."""
-    _check(kind, size, slices, noise)
+    noise = _check(kind, size, slices, noise)
     if not 0 <= slice_index < slices:
         raise ValueError(f"slice_index must be in [0, {slices}), got {slice_index}")
     anatomy, phase = _patient(kind, seed, patient_index)
@@ -355,14 +365,15 @@ def make_phantom_slice(
 
 
 def make_phantom_volume(
-    kind: str, size: int, slices: int, seed: int, patient_index: int, noise: float = DEFAULT_NOISE
+    kind: str, size: int, slices: int, seed: int, patient_index: int, noise: float | None = None
 ) -> PhantomVolume:
     """All slices of one phantom patient; deterministic in (kind, size, slices, seed, patient_index, noise).
 
     ``noise`` is the std of the real and of the imaginary Gaussian noise added to the image, relative
-    to the nominal brightest tissue (intensity ~1); outside the object the phase is then uniform.
+    to the nominal brightest tissue (intensity ~1); None: ``NOISE_AT_256 * size / 256``. Outside the
+    object the phase is then uniform.
     """
-    _check(kind, size, slices, noise)
+    noise = _check(kind, size, slices, noise)
     if patient_index < 0 or seed < 0:
         raise ValueError(f"seed and patient_index must be >= 0, got {seed}, {patient_index}")
     anatomy, phase = _patient(kind, seed, patient_index)
@@ -413,7 +424,7 @@ def write_phantom_dataset(
     size: int,
     kind: str = "knee",
     seed: int = 0,
-    noise: float = DEFAULT_NOISE,
+    noise: float | None = None,
 ) -> list[Path]:
     """Write one fastMRI single-coil file per patient (``phantom_<kind>_p<NNN>.h5``); returns the paths.
 
@@ -421,7 +432,7 @@ def write_phantom_dataset(
     ``phaselab_clean_phase`` (noise-free phase). Files that exist with the same generator settings
     are kept, so reruns are cheap.
     """
-    _check(kind, size, slices, noise)
+    noise = _check(kind, size, slices, noise)
     if patients < 1 or seed < 0:
         raise ValueError(f"patients must be >= 1 and seed >= 0, got {patients}, {seed}")
     paths = []

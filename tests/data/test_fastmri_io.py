@@ -20,7 +20,12 @@ def test_single_coil_round_trip_is_exact(tmp_path):
         patient_id="p001",
         target=target,
         extras={"phaselab_phase": phase},
-        extra_attrs={"phase_source": "smooth", "seed": 7, "coil": {"method": "svd", "kept": 0.9}, "ids": [1, 2]},
+        extra_attrs={
+            "phase_source": "smooth",
+            "seed": 7,
+            "coil": {"method": "svd", "kept": 0.9},
+            "ids": [1, 2],
+        },
     )
     volume = read_volume(path)
     assert volume.path == path and not volume.is_multicoil and volume.num_slices == 3

@@ -1,0 +1,185 @@
+"""The one training loop every learned generator shares: data order, schedules, EMA, DDP, checkpoints.
+
+Written for one worker: tests call it in-process, Ray Train runs it on N workers (it shards each
+global batch by rank when ``torch.distributed`` is initialized), Tune runs it as a trial.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from phaselab.generators.trained import PhaseBatch, TrainedPhaseSource, normalize_magnitude
+from phaselab.recon.data import batch_indices
+
+
+class PhasePairs(NamedTuple):
+    """Magnitude/phase slices a generator learns p(phase | magnitude) from."""
+
+    magnitude: torch.Tensor  # (N, H, W) float32
+    phase: torch.Tensor  # (N, H, W) float32 in (-pi, pi]
+
+
+@dataclass
+class GeneratorTrainConfig:
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-4
+    warmup_steps: int = 0
+    schedule: Literal["constant", "linear_decay", "exponential"] = "constant"
+    decay_start: float = 0.5  # linear_decay: fraction of steps at constant lr (pix2pix: 50 + 50 epochs)
+    gamma: float = 0.995  # exponential: lr factor per epoch (PhaseGen)
+    grad_clip: float | None = 1.0
+    ema_decay: float | None = None
+    eval_every: int = 100
+    val_batches: int = 4
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class GeneratorTrainResult:
+    history: list[dict[str, float]]
+    best_val_loss: float
+    best_state: dict[str, Any]
+    seconds: float
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def learning_rate(cfg: GeneratorTrainConfig, step: int, epoch_steps: int) -> float:
+    """Warm-up then the configured schedule, as a function of the step alone (resumable)."""
+    factor = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.schedule == "linear_decay":
+        start = int(cfg.decay_start * cfg.steps)
+        if step >= start:
+            factor *= max(0.0, 1.0 - (step - start) / max(1, cfg.steps - start))
+    elif cfg.schedule == "exponential":
+        factor *= cfg.gamma ** (step // max(1, epoch_steps))
+    return cfg.lr * factor
+
+
+def _distributed() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _mean_across_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:
+    rank, world = _distributed()
+    if world == 1:
+        return values
+    keys = sorted(values)
+    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(tensor)
+    return {k: float(v) / world for k, v in zip(keys, tensor.tolist(), strict=True)}
+
+
+def _batch(pairs: PhasePairs, index: torch.Tensor, device: torch.device) -> PhaseBatch:
+    magnitude = normalize_magnitude(pairs.magnitude[index].float())
+    return PhaseBatch(magnitude.to(device), pairs.phase[index].float().to(device))
+
+
+def validate(source: TrainedPhaseSource, val: PhasePairs, cfg: GeneratorTrainConfig,
+             device: torch.device) -> dict[str, float]:
+    """Mean validation losses over fixed batches with fixed noise, so evaluations are comparable."""
+    source.train_mode(False)
+    totals: dict[str, float] = {}
+    n = min(cfg.val_batches, math.ceil(val.magnitude.shape[0] / cfg.batch_size))
+    with torch.no_grad():
+        for b in range(n):
+            index = torch.arange(b * cfg.batch_size, min((b + 1) * cfg.batch_size, val.magnitude.shape[0]))
+            losses = source.validation_loss(_batch(val, index, device), torch.Generator(device).manual_seed(b))
+            for k, v in losses.items():
+                totals[k] = totals.get(k, 0.0) + v / n
+    source.train_mode(True)
+    return totals
+
+
+def train_generator(source: TrainedPhaseSource, train: PhasePairs, val: PhasePairs | None,
+                    cfg: GeneratorTrainConfig, *,
+                    report: Callable[[dict[str, float], dict[str, Any] | None], None] | None = None,
+                    resume: dict[str, Any] | None = None,
+                    log: Callable[[str], None] | None = None) -> GeneratorTrainResult:
+    """Train ``source`` in place; every ``eval_every`` steps validate and ``report(metrics, checkpoint)``.
+
+    ``checkpoint`` (rank 0 only, None elsewhere) holds everything :func:`train_generator` needs to
+    continue via ``resume=``: the same data order and learning rates follow, since both depend only on
+    (seed, step).
+    """
+    rank, world = _distributed()
+    device = pick_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", torch.cuda.current_device())
+    source.to(device)
+    optimizers = source.configure_optimizers(cfg.lr)
+    start_step, best_val, best_state, history = 0, math.inf, None, []
+    if resume is not None:
+        source.load_state_dict(resume["state"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(resume["optimizers"][name])
+        start_step, best_val = int(resume["step"]), float(resume["best_val_loss"])
+        best_state, history = resume.get("best_state"), list(resume.get("history", []))
+    if world > 1:
+        source.networks = {
+            k: nn.parallel.DistributedDataParallel(m, device_ids=[device.index] if device.type == "cuda" else None)
+            for k, m in source.networks.items()
+        }
+    source.train_mode(True)
+    num = train.magnitude.shape[0]
+    epoch_steps = max(1, num // cfg.batch_size)
+    torch_gen = torch.Generator(device)
+    running: dict[str, float] = {}
+    count = 0
+    began = time.perf_counter()
+    for step in range(start_step, cfg.steps):
+        lr = learning_rate(cfg, step, epoch_steps)
+        for opt in optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+        index = batch_indices(num, cfg.batch_size, step, cfg.seed)
+        index = index[rank::world] if world > 1 else index
+        torch_gen.manual_seed(int(np.random.SeedSequence([cfg.seed, step, rank]).generate_state(1)[0]))
+        losses = source.training_step(_batch(train, index, device), optimizers, torch_gen, cfg.grad_clip)
+        if cfg.ema_decay:
+            source.update_ema(cfg.ema_decay)
+        for k, v in losses.items():
+            running[k] = running.get(k, 0.0) + v
+        count += 1
+        done = step + 1
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            metrics = _mean_across_ranks({f"train_{k}": v / count for k, v in running.items()}, device)
+            running, count = {}, 0
+            if val is not None:
+                metrics.update(_mean_across_ranks(validate(source, val, cfg, device), device))
+            metrics["lr"] = lr
+            metrics["step"] = done
+            history.append(metrics)
+            val_loss = metrics.get("val_loss", metrics.get("train_loss", math.inf))
+            if val_loss < best_val:
+                best_val, best_state = val_loss, source.state_dict()
+            if log:
+                log(" ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            checkpoint = None
+            if rank == 0:
+                checkpoint = {
+                    "step": done, "state": source.state_dict(), "best_val_loss": best_val,
+                    "best_state": best_state, "history": history, "config": asdict(cfg),
+                    "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                }
+            if report is not None:
+                report(metrics, checkpoint)
+    if world > 1:
+        source.networks = {k: m.module for k, m in source.networks.items()}
+    return GeneratorTrainResult(history, best_val, best_state or source.state_dict(), time.perf_counter() - began)
