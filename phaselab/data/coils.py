@@ -8,9 +8,8 @@ import torch
 METHODS = ("svd", "geometric")
 
 
-def _principal_vectors(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Principal eigenvector (..., C) and eigenvalues (..., C) of the coil covariance of (..., C, N)."""
-    covariance = samples @ samples.conj().transpose(-2, -1)
+def _principal(covariance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Principal eigenvector (..., C) and eigenvalues (..., C) of Hermitian covariances (..., C, C)."""
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
     return eigenvectors[..., -1], eigenvalues.clamp_min(0)
 
@@ -21,12 +20,23 @@ def _real_positive_largest(vector: torch.Tensor) -> torch.Tensor:
     return vector * (largest.conj() / largest.abs().clamp_min(1e-30))
 
 
+def _along_readout(data: torch.Tensor, dim: int, inverse: bool) -> torch.Tensor:
+    """Centred orthonormal 1-D (i)FFT along the readout, as ``ifft2c`` does in 2-D."""
+    transform = torch.fft.ifft if inverse else torch.fft.fft
+    shifted = torch.fft.ifftshift(data, dim=dim)
+    return torch.fft.fftshift(transform(shifted, dim=dim, norm="ortho"), dim=dim)
+
+
 def _svd(kspace: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
     # One weight vector for the whole volume: the virtual coil is a fixed complex combination of the
     # coil images, so it carries the coils' own smooth phase (no per-pixel phase estimate).
     coils = kspace.shape[1]
-    samples = kspace.transpose(0, 1).reshape(coils, -1)
-    weights, eigenvalues = _principal_vectors(samples.to(torch.complex128))
+    # accumulated slice by slice in float64: no full-volume copy, no float32 round-off over ~1e8 samples
+    covariance = torch.zeros(coils, coils, dtype=torch.complex128)
+    for volume_slice in kspace:
+        samples = volume_slice.reshape(coils, -1).to(torch.complex128)
+        covariance += samples @ samples.conj().T
+    weights, eigenvalues = _principal(covariance)
     weights = _real_positive_largest(weights)
     virtual = torch.einsum("c,scxy->sxy", weights.conj().to(kspace.dtype), kspace)
     kept = float(eigenvalues[-1] / eigenvalues.sum())
@@ -36,13 +46,13 @@ def _svd(kspace: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
 def _geometric(kspace: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
     """Zhang et al. 2013 (MRM 69:571): one compression vector per readout position (rows, H, after an
     inverse FFT along the readout), phase-aligned to its neighbour so the virtual coil stays smooth."""
-    slices, coils, height, width = kspace.shape
-    dtype = kspace.dtype
-    hybrid = torch.fft.fftshift(
-        torch.fft.ifft(torch.fft.ifftshift(kspace, dim=2), dim=2, norm="ortho"), dim=2
-    ).to(torch.complex128)
-    samples = hybrid.permute(2, 1, 0, 3).reshape(height, coils, slices * width)
-    weights, eigenvalues = _principal_vectors(samples)  # (H, C), (H, C)
+    coils, height = kspace.shape[1], kspace.shape[2]
+    hybrid = _along_readout(kspace, dim=2, inverse=True)  # (S, C, x, ky)
+    covariance = torch.zeros(height, coils, coils, dtype=torch.complex128)
+    for volume_slice in hybrid:
+        samples = volume_slice.transpose(0, 1).to(torch.complex128)  # (x, C, ky)
+        covariance += samples @ samples.conj().transpose(-2, -1)
+    weights, eigenvalues = _principal(covariance)  # (H, C), (H, C)
     centre = height // 2
     weights[centre] = _real_positive_largest(weights[centre])
     for order in (range(centre + 1, height), range(centre - 1, -1, -1)):
@@ -50,16 +60,10 @@ def _geometric(kspace: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
             neighbour = row - 1 if row > centre else row + 1
             overlap = torch.vdot(weights[neighbour], weights[row])
             weights[row] = weights[row] * (overlap.conj() / overlap.abs().clamp_min(1e-30))
-    virtual = torch.einsum("xc,scxy->sxy", weights.conj(), hybrid)
-    virtual = torch.fft.fftshift(
-        torch.fft.fft(torch.fft.ifftshift(virtual, dim=1), dim=1, norm="ortho"), dim=1
-    )
+    virtual = torch.einsum("xc,scxy->sxy", weights.conj().to(kspace.dtype), hybrid)
     kept = float(eigenvalues[:, -1].sum() / eigenvalues.sum())
-    return virtual.to(dtype), {
-        "method": "geometric",
-        "coils": coils,
-        "energy_fraction": kept,
-    }
+    info = {"method": "geometric", "coils": coils, "energy_fraction": kept}
+    return _along_readout(virtual, dim=1, inverse=False), info
 
 
 def compress_coils(kspace: Any, method: str = "svd") -> tuple[Any, dict[str, Any]]:

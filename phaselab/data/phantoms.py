@@ -103,9 +103,13 @@ def _texture(m: _Modes, f: _Frame, z: float) -> np.ndarray:
     kx = m.k[:, 0] * f.a[0, 0] + m.k[:, 1] * f.a[1, 0]
     ky = m.k[:, 0] * f.a[0, 1] + m.k[:, 1] * f.a[1, 1]
     k0 = m.k[:, 0] * f.b[0] + m.k[:, 1] * f.b[1] + m.k[:, 2] * z
-    ex = np.exp(2j * math.pi * kx[:, None] * f.x[None, :])
-    ey = np.exp(1j * (2 * math.pi * (ky[:, None] * f.y[None, :] + k0[:, None]) + m.phase[:, None]))
-    return math.sqrt(2.0 / len(m.phase)) * (ey.T @ ex).real
+    ax = 2 * math.pi * kx[:, None] * f.x[None, :]
+    ay = 2 * math.pi * (ky[:, None] * f.y[None, :] + k0[:, None]) + m.phase[:, None]
+    # cos(ay + ax) expanded into real products; einsum's own loops, since multithreaded BLAS stalls
+    # on small matrices when the cores are busy (e.g. training in parallel)
+    field = np.einsum("nh,nw->hw", np.cos(ay), np.cos(ax), optimize=False)
+    field -= np.einsum("nh,nw->hw", np.sin(ay), np.sin(ax), optimize=False)
+    return math.sqrt(2.0 / len(m.phase)) * field
 
 
 # ---- shapes (signed distances in normalized units, negative inside) --------------------------------
@@ -261,6 +265,11 @@ def _draw_phase(rng: np.random.Generator) -> dict:
     }
 
 
+def _mix(per_tissue: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+    """Fraction-weighted sum of a per-tissue property, (T,) x (T, H, W) -> (H, W)."""
+    return np.einsum("t,thw->hw", per_tissue, fractions, optimize=False)
+
+
 def _dipole_field(chi: np.ndarray) -> np.ndarray:
     """Field shift (ppm) of a susceptibility map (ppm), B0 along the rows (y), 2-D dipole kernel."""
     h, w = chi.shape
@@ -306,7 +315,7 @@ def _render(
     fractions = canvas.f
 
     offsets = _OFFSET * np.where(_FATTY, phase["fat_shift"], phase["contrast"])
-    field = phase["rad_per_ppm"] * _dipole_field(np.tensordot(_CHI, fractions, 1))
+    field = phase["rad_per_ppm"] * _dipole_field(_mix(_CHI, fractions))
     smooth, shading = _smooth_phase(phase, f, z)
     micro = _texture(anatomy["micro"], f, z)
     texture = (1 + 0.05 * _texture(anatomy["texture"], f, z)) * (1 - 0.06 * micro)
@@ -322,7 +331,7 @@ def _render(
         image=image.astype(np.complex64),
         magnitude=magnitude.astype(np.float32),
         phase=clean_phase.astype(np.float32),
-        anatomy_phase=(np.tensordot(offsets, fractions, 1) + field).astype(np.float32),
+        anatomy_phase=(_mix(offsets, fractions) + field).astype(np.float32),
         labels=fractions.argmax(0).astype(np.uint8),
     )
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from phaselab.generators.trained import PhaseBatch, TrainedPhaseSource, normalize_magnitude
-from phaselab.recon.data import batch_indices
+from phaselab.data.batching import batch_indices
 
 
 class PhasePairs(NamedTuple):

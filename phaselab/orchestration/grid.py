@@ -58,15 +58,12 @@ def _synthesize_all(config: SweepConfig, prepared: PreparedDataset, cache: Path,
     would be for a magnitude-only archive)."""
     shards: dict[str, dict[str, list[str]]] = {}
     use_gpu = config.resources.gpus_per_trial > 0
+    splits = {split: [str(p) for p in prepared.files(split)] for split in ("recTrain", "recVal")}
+    inputs = [p for files in splits.values() for p in files]
     for source in config.grid.sources:
-        per_split = {}
-        for split in ("recTrain", "recVal"):
-            inputs = [str(p) for p in prepared.files(split)]
-            plan = plan_synthesis(source, {}, None, inputs, cache / "synthesis", SYNTHESIS_SEED, prepared.key)
-            per_split[split] = [str(p) for p in run_synthesis(
-                plan, use_gpu=use_gpu, cpus_per_actor=config.resources.synthesis_cpus, log_fn=log_fn
-            )]
-        shards[source] = per_split
+        plan = plan_synthesis(source, {}, None, inputs, cache / "synthesis", SYNTHESIS_SEED, prepared.key)
+        run_synthesis(plan, use_gpu=use_gpu, cpus_per_actor=config.resources.synthesis_cpus, log_fn=log_fn)
+        shards[source] = {split: [str(plan.shard_path(p)) for p in files] for split, files in splits.items()}
     return shards
 
 
@@ -113,9 +110,16 @@ def _run_tune(config: SweepConfig, pending: list[dict[str, Any]], storage: Path,
     tuner.fit()
 
 
-def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] = print) -> GridResult:
-    """Run (or resume) the recon grid of ``config``; returns the finished trials' rows."""
+def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = None) -> GridResult:
+    """Run (or resume) the recon grid of ``config``; returns the finished trials' rows.
+
+    ``log_fn`` receives progress lines (default: print); it must be picklable (Tune ships it).
+    """
+    from phaselab.orchestration.progress import say
     from phaselab.orchestration.report import log_grid_to_parent
+
+    progress_fn = log_fn
+    log_fn = log_fn or say
 
     start = time.perf_counter()
     out = Path(config.output_dir).resolve()
@@ -159,7 +163,7 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] = print) -
     if pending:
         attempt = len(list((sweep_dir / "ray_results").glob("grid-*"))) if (sweep_dir / "ray_results").exists() else 0
         storage = Path(config.storage_path).resolve() if config.storage_path else sweep_dir / "ray_results"
-        _run_tune(config, pending, storage, f"grid-{attempt:03d}", log_fn)
+        _run_tune(config, pending, storage, f"grid-{attempt:03d}", progress_fn)
 
     rows = [r for s in specs.values() if (r := read_result(s.trial_dir)) is not None]
     missing = len(specs) - len(rows)

@@ -8,10 +8,14 @@ from collections.abc import Callable
 from ray.tune import Callback
 
 
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
 class GridProgress(Callback):
-    def __init__(self, total: int, log_fn: Callable[[str], None] = print):
+    def __init__(self, total: int, log_fn: Callable[[str], None] | None = None):
         self.total = total
-        self.log_fn = log_fn
+        self.log_fn = log_fn or say
         self.done = 0
         self.failed = 0
         self.start = time.perf_counter()

@@ -174,7 +174,7 @@ def run_trial(
     best = trial_dir / "best_model.pt"
     _atomic_save({"state_dict": result.best_state, "varnet": spec.varnet, "cell": cell}, best)
     tracker.log_artifact(run_id, best, "checkpoints")
-    tracker.log_table(run_id, evaluation.per_volume, "test_per_volume.json")
+    tracker.log_table(run_id, evaluation.volumes, "test_per_volume.json")
 
     record = {
         "cell": cell,

@@ -3,9 +3,9 @@
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
+from phaselab.data.batching import batch_indices  # noqa: F401  (re-exported: recon's data order)
 from phaselab.generators.base import synthesize_kspace
 
 
@@ -79,17 +79,3 @@ def apply_column_masks(kspace: torch.Tensor, mask_columns: torch.Tensor) -> torc
     keep = mask_columns.to(device=kspace.device, dtype=torch.bool).unsqueeze(-2)
     # where() rather than a product so that non-finite values in skipped columns are dropped too
     return torch.where(keep, kspace, torch.zeros((), dtype=kspace.dtype, device=kspace.device))
-
-
-def batch_indices(num_items: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
-    """Indices of the global batch for ``step``: a pure function of (seed, step).
-
-    Samples are drawn without replacement from one permutation per epoch (keyed by (seed, epoch)); a
-    batch may straddle two epochs. A resumed run therefore sees exactly the uninterrupted run's batches.
-    """
-    if num_items < 1 or batch_size < 1:
-        raise ValueError(f"need num_items >= 1 and batch_size >= 1, got {num_items}, {batch_size}")
-    positions = np.arange(step * batch_size, (step + 1) * batch_size)
-    epochs = positions // num_items
-    perms = {int(e): np.random.default_rng([seed, int(e)]).permutation(num_items) for e in np.unique(epochs)}
-    return torch.tensor([perms[int(e)][p % num_items] for e, p in zip(epochs, positions, strict=True)])

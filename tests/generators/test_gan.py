@@ -1,0 +1,168 @@
+"""The pix2pix "gan" phase source: networks as published, training, seeded sampling, checkpoints."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from phaselab.data.errors import DataError
+from phaselab.data.phantoms import make_phantom_volume
+from phaselab.generators import create_phase_source, load_phase_source, synthesize_image
+from phaselab.generators.gan import (
+    GANPhaseSource,
+    PatchDiscriminator,
+    UNetGenerator,
+    pix2pix_train_config,
+    receptive_field,
+)
+from phaselab.generators.trained import PhaseBatch, normalize_magnitude
+from phaselab.generators.training import GeneratorTrainConfig, PhasePairs, train_generator
+
+TINY = {"size": 32, "ngf": 8, "ndf": 8, "n_layers": 2}
+
+
+def _count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def _phantoms(patients, seed=0, size=32, slices=6):
+    volumes = [make_phantom_volume("knee", size, slices, seed, p) for p in patients]
+    magnitude = torch.from_numpy(np.concatenate([v.magnitude for v in volumes]))
+    phase = torch.from_numpy(np.concatenate([v.phase for v in volumes]))
+    return PhasePairs(magnitude, phase)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny GAN trained briefly on phantom knees, with its training history."""
+    torch.manual_seed(0)
+    source = create_phase_source("gan", **TINY)
+    cfg = GeneratorTrainConfig(steps=120, batch_size=8, lr=1e-3, schedule="linear_decay", grad_clip=None,
+                               eval_every=40, val_batches=2, device="cpu")
+    result = train_generator(source, _phantoms(range(4)), _phantoms([10, 11]), cfg)
+    return source, result
+
+
+def test_unet_256_is_pix2pix_unet_256():
+    net = UNetGenerator(1, 2, size=256, norm="batch")
+    assert net.levels == 8 and len(net.down) == 8 and len(net.up) == 8
+    assert _count(net) == 54_409_858
+    # the same layers with pix2pix's 3 -> 3 channels: its printed "54.414 M"
+    assert _count(UNetGenerator(3, 3, size=256, norm="batch")) == 54_413_955
+    assert _count(UNetGenerator(1, 2, size=256, norm="instance")) == 54_405_506
+    # dropout after the up blocks of the three ngf*8 levels around the innermost
+    assert sorted(net.dropout_levels) == [4, 5, 6]
+    assert UNetGenerator(size=64, ngf=4).levels == 6
+
+
+def test_unet_reaches_1x1_and_outputs_tanh_encoding():
+    net = UNetGenerator(1, 2, size=256, ngf=2)
+    sizes = []
+    hooks = [block.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1])) for block in net.down]
+    out = net(torch.randn(1, 1, 256, 256) * 10, noise=torch.Generator().manual_seed(0))
+    for h in hooks:
+        h.remove()
+    assert sizes == [128, 64, 32, 16, 8, 4, 2, 1]
+    assert out.shape == (1, 2, 256, 256) and out.abs().max() <= 1.0
+    with pytest.raises(ValueError, match="divisible"):
+        net(torch.zeros(1, 1, 96, 96))
+
+
+def test_patchgan_receptive_field_is_70():
+    net = PatchDiscriminator(3, ndf=4, n_layers=3, norm="batch").eval()
+    assert receptive_field(net) == 70
+    assert receptive_field(PatchDiscriminator(3, n_layers=1)) == 16
+    assert _count(PatchDiscriminator(3, norm="batch")) == 2_765_633
+    # measured: the input pixels one interior output logit depends on span 70 x 70
+    x = torch.randn(1, 3, 128, 128, requires_grad=True)
+    logits = net(x)
+    logits[0, 0, logits.shape[-2] // 2, logits.shape[-1] // 2].backward()
+    rows, cols = (x.grad.abs().sum(dim=(0, 1)) > 0).nonzero(as_tuple=True)
+    assert int(rows.max() - rows.min() + 1) == 70 and int(cols.max() - cols.min() + 1) == 70
+
+
+def test_seeded_dropout_is_per_slice():
+    net = UNetGenerator(1, 2, size=32, ngf=4).eval()
+    x = torch.randn(3, 1, 32, 32)
+    per_slice = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+    together = net(x, noise=per_slice)
+    alone = net(x[1:2], noise=[torch.Generator().manual_seed(2)])
+    torch.testing.assert_close(alone, together[1:2], rtol=0, atol=1e-6)
+    assert not torch.allclose(net(x), together, atol=1e-3)  # dropout changes the output
+
+
+def test_training_reduces_l1(trained):
+    source, result = trained
+    first, last = result.history[0], result.history[-1]
+    assert {"val_loss", "val_phase_error", "train_d", "train_g_gan", "train_g_l1"} <= last.keys()
+    # an untrained pix2pix G outputs ~0, i.e. L1 ~ mean(|cos| + |sin|) / 2 ~ 0.64
+    assert last["val_loss"] < 0.8 * first["val_loss"] and last["val_loss"] < 0.4
+    assert last["val_phase_error"] < 0.6 * first["val_phase_error"]
+    assert result.best_val_loss == min(h["val_loss"] for h in result.history)
+    assert math.isfinite(last["train_d"]) and math.isfinite(last["train_g_gan"])
+
+
+def test_training_step_updates_both_networks():
+    torch.manual_seed(1)
+    source = GANPhaseSource(**TINY)
+    before = {k: v.clone() for k, v in source.state_dict().items()}
+    pairs = _phantoms([0], slices=4)
+    batch = PhaseBatch(normalize_magnitude(pairs.magnitude), pairs.phase)
+    losses = source.training_step(batch, source.configure_optimizers(1e-4), torch.Generator().manual_seed(0), None)
+    after = source.state_dict()
+    for prefix in ("generator.", "discriminator."):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix))
+    # the vanilla GAN loss of D at pix2pix init (logits ~ 0): 0.5 (ln 2 + ln 2)
+    assert losses["d"] == pytest.approx(math.log(2), abs=0.05)
+    assert losses["loss"] == pytest.approx(losses["g_gan"] + 100 * losses["g_l1"], rel=1e-5)
+    assert all(p.requires_grad for p in source.networks["discriminator"].parameters())
+
+
+def test_sample_keeps_magnitude_and_is_seeded_per_slice(trained):
+    source, _ = trained
+    magnitude = _phantoms([20], slices=4).magnitude * 37.0  # any scale: sampling normalizes per slice
+    phase = source.sample(magnitude, seed=5)
+    assert phase.shape == magnitude.shape and phase.dtype == torch.float32
+    assert phase.min() > -math.pi and phase.max() <= math.pi
+    image = synthesize_image(magnitude, phase)
+    torch.testing.assert_close(image.abs(), magnitude, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(source.sample(magnitude, seed=5), phase, rtol=0, atol=0)
+    torch.testing.assert_close(source.sample(magnitude[:2], seed=5), phase[:2], rtol=0, atol=1e-6)
+    # per-slice seeds: a slice's phase follows its own seed wherever it sits in the batch
+    swapped = source.sample(magnitude[[2, 0]], seed=[7, 3])
+    torch.testing.assert_close(swapped[1], source.sample(magnitude[:1], seed=[3])[0], rtol=0, atol=1e-6)
+    other = source.sample(magnitude, seed=6)
+    assert (other - phase).abs().max() > 1e-3  # dropout at test time: seeds differ
+    assert source.sample(magnitude[:1], seed=0).shape == (1, 32, 32)
+
+
+def test_sample_without_dropout_is_deterministic(trained):
+    source, _ = trained
+    plain = GANPhaseSource(**{**source.config, "sample_dropout": False})
+    plain.load_state_dict(source.state_dict())
+    magnitude = _phantoms([20], slices=2).magnitude
+    torch.testing.assert_close(plain.sample(magnitude, seed=1), plain.sample(magnitude, seed=2), rtol=0, atol=0)
+
+
+def test_checkpoint_round_trip_and_truncation(trained, tmp_path):
+    source, _ = trained
+    path = source.save(tmp_path / "gan.pt")
+    loaded = load_phase_source(path)
+    assert isinstance(loaded, GANPhaseSource) and loaded.config == source.config
+    magnitude = _phantoms([21], slices=3).magnitude
+    torch.testing.assert_close(loaded.sample(magnitude, seed=9), source.sample(magnitude, seed=9), rtol=0, atol=0)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataError, match="truncated.pt"):
+        load_phase_source(truncated)
+
+
+def test_bad_config_and_recommended_schedule():
+    with pytest.raises(ValueError, match="gan_loss"):
+        GANPhaseSource(gan_loss="wgan")
+    with pytest.raises(ValueError, match="power of two"):
+        GANPhaseSource(size=48)
+    cfg = pix2pix_train_config(24_854)  # knee genTrain: 776 steps per epoch at batch 32
+    assert (cfg.steps, cfg.eval_every, cfg.batch_size, cfg.lr) == (77_600, 776, 32, 1e-4)
+    assert cfg.schedule == "linear_decay" and cfg.decay_start == 0.5 and cfg.grad_clip is None
