@@ -17,7 +17,8 @@ from phaselab.generators.gan import (
     receptive_field,
 )
 from phaselab.generators.trained import PhaseBatch, normalize_magnitude
-from phaselab.generators.training import GeneratorTrainConfig, PhasePairs, train_generator
+from phaselab.generators.training import GeneratorTrainConfig, PhasePairs, train_generator, validate
+from phaselab.mri.metrics import phase_error
 
 TINY = {"size": 32, "ngf": 8, "ndf": 8, "n_layers": 2}
 
@@ -26,22 +27,47 @@ def _count(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def _phantoms(patients, seed=0, size=32, slices=6):
-    volumes = [make_phantom_volume("knee", size, slices, seed, p) for p in patients]
+def _phantoms(patients, slices=6, field="phase"):
+    volumes = [make_phantom_volume("knee", 32, slices, 0, p) for p in patients]
     magnitude = torch.from_numpy(np.concatenate([v.magnitude for v in volumes]))
-    phase = torch.from_numpy(np.concatenate([v.phase for v in volumes]))
+    phase = torch.from_numpy(np.concatenate([getattr(v, field) for v in volumes]))
     return PhasePairs(magnitude, phase)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # tiny convolutions gain nothing from intra-op threads, and on a busy 2-core machine the thread
+    # hand-offs made a training step ~20x slower
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
 def trained():
-    """A tiny GAN trained briefly on phantom knees, with its training history."""
+    """A tiny GAN trained briefly on phantom knees, with its training history and validation data.
+
+    The target is the phantoms' anatomy-tied phase (tissue offsets + susceptibility): the part of the
+    phase a magnitude can predict. Their coil and B0 phase are patient-specific, so on the full phase
+    no generator can beat the mean on held-out patients, and the test could not tell learning apart.
+    """
     torch.manual_seed(0)
     source = create_phase_source("gan", **TINY)
-    cfg = GeneratorTrainConfig(steps=120, batch_size=8, lr=1e-3, schedule="linear_decay", grad_clip=None,
-                               eval_every=40, val_batches=2, device="cpu")
-    result = train_generator(source, _phantoms(range(4)), _phantoms([10, 11]), cfg)
-    return source, result
+    cfg = GeneratorTrainConfig(
+        steps=120,
+        batch_size=8,
+        lr=1e-3,
+        schedule="linear_decay",
+        grad_clip=None,
+        eval_every=40,
+        val_batches=2,
+        device="cpu",
+    )
+    val = _phantoms([10, 11], field="anatomy_phase")
+    initial = validate(source, val, cfg, torch.device("cpu"))
+    result = train_generator(source, _phantoms(range(4), field="anatomy_phase"), val, cfg)
+    return source, result, initial, val
 
 
 def test_unet_256_is_pix2pix_unet_256():
@@ -93,12 +119,15 @@ def test_seeded_dropout_is_per_slice():
 
 
 def test_training_reduces_l1(trained):
-    source, result = trained
-    first, last = result.history[0], result.history[-1]
+    _, result, initial, val = trained
+    last = result.history[-1]
     assert {"val_loss", "val_phase_error", "train_d", "train_g_gan", "train_g_l1"} <= last.keys()
-    # an untrained pix2pix G outputs ~0, i.e. L1 ~ mean(|cos| + |sin|) / 2 ~ 0.64
-    assert last["val_loss"] < 0.8 * first["val_loss"] and last["val_loss"] < 0.4
-    assert last["val_phase_error"] < 0.6 * first["val_phase_error"]
+    # an untrained pix2pix G outputs ~0, so L1 ~ mean(|cos| + |sin|) / 2 ~ 0.63; trained ~0.19
+    assert initial["val_loss"] > 0.55 and last["val_loss"] < 0.4 * initial["val_loss"]
+    assert result.history[0]["train_g_l1"] > 1.5 * last["train_g_l1"]
+    # beyond the mean: the phase follows the anatomy better than zero phase does (0.32 vs 0.38 rad)
+    zero = phase_error(np.zeros(val.phase.shape), val.phase.numpy(), val.magnitude.numpy())
+    assert last["val_phase_error"] < 0.9 * zero
     assert result.best_val_loss == min(h["val_loss"] for h in result.history)
     assert math.isfinite(last["train_d"]) and math.isfinite(last["train_g_gan"])
 
@@ -109,7 +138,8 @@ def test_training_step_updates_both_networks():
     before = {k: v.clone() for k, v in source.state_dict().items()}
     pairs = _phantoms([0], slices=4)
     batch = PhaseBatch(normalize_magnitude(pairs.magnitude), pairs.phase)
-    losses = source.training_step(batch, source.configure_optimizers(1e-4), torch.Generator().manual_seed(0), None)
+    optimizers = source.configure_optimizers(1e-4)
+    losses = source.training_step(batch, optimizers, torch.Generator().manual_seed(0), None)
     after = source.state_dict()
     for prefix in ("generator.", "discriminator."):
         assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix))
@@ -120,7 +150,7 @@ def test_training_step_updates_both_networks():
 
 
 def test_sample_keeps_magnitude_and_is_seeded_per_slice(trained):
-    source, _ = trained
+    source = trained[0]
     magnitude = _phantoms([20], slices=4).magnitude * 37.0  # any scale: sampling normalizes per slice
     phase = source.sample(magnitude, seed=5)
     assert phase.shape == magnitude.shape and phase.dtype == torch.float32
@@ -138,20 +168,20 @@ def test_sample_keeps_magnitude_and_is_seeded_per_slice(trained):
 
 
 def test_sample_without_dropout_is_deterministic(trained):
-    source, _ = trained
+    source = trained[0]
     plain = GANPhaseSource(**{**source.config, "sample_dropout": False})
     plain.load_state_dict(source.state_dict())
     magnitude = _phantoms([20], slices=2).magnitude
-    torch.testing.assert_close(plain.sample(magnitude, seed=1), plain.sample(magnitude, seed=2), rtol=0, atol=0)
+    assert torch.equal(plain.sample(magnitude, seed=1), plain.sample(magnitude, seed=2))
 
 
 def test_checkpoint_round_trip_and_truncation(trained, tmp_path):
-    source, _ = trained
+    source = trained[0]
     path = source.save(tmp_path / "gan.pt")
     loaded = load_phase_source(path)
     assert isinstance(loaded, GANPhaseSource) and loaded.config == source.config
     magnitude = _phantoms([21], slices=3).magnitude
-    torch.testing.assert_close(loaded.sample(magnitude, seed=9), source.sample(magnitude, seed=9), rtol=0, atol=0)
+    assert torch.equal(loaded.sample(magnitude, seed=9), source.sample(magnitude, seed=9))
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(DataError, match="truncated.pt"):

@@ -64,8 +64,17 @@ class UNetGenerator(nn.Module):
     three ``ngf*8`` middle blocks at 256x256.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 2, *, size: int = 256, ngf: int = 64,
-                 norm: Norm = "instance", dropout: float = 0.5, dropout_blocks: int = 3):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 2,
+        *,
+        size: int = 256,
+        ngf: int = 64,
+        norm: Norm = "instance",
+        dropout: float = 0.5,
+        dropout_blocks: int = 3,
+    ):
         super().__init__()
         levels = int(round(math.log2(size)))
         if size < 4 or 2**levels != size:
@@ -87,8 +96,11 @@ class UNetGenerator(nn.Module):
                 layers = [nn.ReLU(), nn.ConvTranspose2d(inner, out_channels, 4, 2, 1), nn.Tanh()]
             else:
                 outer = channels[i - 1]
-                layers = [nn.ReLU(), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=use_bias),
-                          norm_layer(norm, outer)]
+                layers = [
+                    nn.ReLU(),
+                    nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=use_bias),
+                    norm_layer(norm, outer),
+                ]
             self.up.append(nn.Sequential(*layers))
         self.dropout_levels = frozenset(range(max(1, levels - 1 - dropout_blocks), levels - 1))
         init_pix2pix_weights(self)
@@ -119,8 +131,11 @@ class PatchDiscriminator(nn.Module):
         for n in range(1, n_layers + 1):
             prev, mult = mult, min(2**n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=use_bias),
-                       norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2)]
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=use_bias),
+                norm_layer(norm, ndf * mult),
+                nn.LeakyReLU(0.2),
+            ]
         layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))
         self.model = nn.Sequential(*layers)
         init_pix2pix_weights(self)

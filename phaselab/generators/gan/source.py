@@ -26,8 +26,9 @@ from phaselab.generators.training import GeneratorTrainConfig
 from phaselab.mri.metrics import phase_error
 
 
-def pix2pix_train_config(num_train_slices: int, *, batch_size: int = 32, epochs: int = 100,
-                         device: str = "auto", seed: int = 0) -> GeneratorTrainConfig:
+def pix2pix_train_config(
+    num_train_slices: int, *, batch_size: int = 32, epochs: int = 100, device: str = "auto", seed: int = 0
+) -> GeneratorTrainConfig:
     """The published recipe for the shared loop: batch 32, lr 1e-4 for half the epochs then linear decay
     to 0 (50 + 50), no gradient clipping and no EMA (pix2pix has neither), validation once per epoch."""
     epoch_steps = max(1, num_train_slices // batch_size)
@@ -48,11 +49,22 @@ class GANPhaseSource(TrainedPhaseSource):
 
     ema_targets = ()
 
-    def __init__(self, *, size: int = 256, ngf: int = 64, ndf: int = 64, n_layers: int = 3,
-                 norm: Literal["instance", "batch"] = "instance", dropout: float = 0.5,
-                 dropout_blocks: int = 3, l1_weight: float = 100.0,
-                 gan_loss: Literal["vanilla", "lsgan"] = "vanilla", beta1: float = 0.5,
-                 beta2: float = 0.999, sample_dropout: bool = True):
+    def __init__(
+        self,
+        *,
+        size: int = 256,
+        ngf: int = 64,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: Literal["instance", "batch"] = "instance",
+        dropout: float = 0.5,
+        dropout_blocks: int = 3,
+        l1_weight: float = 100.0,
+        gan_loss: Literal["vanilla", "lsgan"] = "vanilla",
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+        sample_dropout: bool = True,
+    ):
         if gan_loss not in ("vanilla", "lsgan"):
             raise ValueError(f"gan_loss must be 'vanilla' or 'lsgan', got {gan_loss!r}")
         if not 0.0 <= dropout < 1.0:
@@ -65,14 +77,24 @@ class GANPhaseSource(TrainedPhaseSource):
 
     def build_networks(self) -> dict[str, nn.Module]:
         c = self.config
-        generator = UNetGenerator(1, 2, size=c["size"], ngf=c["ngf"], norm=c["norm"], dropout=c["dropout"],
-                                  dropout_blocks=c["dropout_blocks"])
+        generator = UNetGenerator(
+            1,
+            2,
+            size=c["size"],
+            ngf=c["ngf"],
+            norm=c["norm"],
+            dropout=c["dropout"],
+            dropout_blocks=c["dropout_blocks"],
+        )
         discriminator = PatchDiscriminator(3, ndf=c["ndf"], n_layers=c["n_layers"], norm=c["norm"])
         return {"generator": generator, "discriminator": discriminator}
 
     def configure_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
         betas = (self.config["beta1"], self.config["beta2"])
-        return {name: torch.optim.Adam(net.parameters(), lr=lr, betas=betas) for name, net in self.networks.items()}
+        return {
+            name: torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+            for name, net in self.networks.items()
+        }
 
     # pieces of the loss ------------------------------------------------------------------------
     @staticmethod
@@ -90,8 +112,13 @@ class GANPhaseSource(TrainedPhaseSource):
         return generator if self.config["sample_dropout"] else None
 
     # what the shared loop calls ----------------------------------------------------------------
-    def training_step(self, batch: PhaseBatch, optimizers: dict[str, torch.optim.Optimizer],
-                      generator: torch.Generator, clip: float | None) -> dict[str, float]:
+    def training_step(
+        self,
+        batch: PhaseBatch,
+        optimizers: dict[str, torch.optim.Optimizer],
+        generator: torch.Generator,
+        clip: float | None,
+    ) -> dict[str, float]:
         """pix2pix ``optimize_parameters``: G forward, D step on (real, fake.detach()), G step against
         the updated D with D frozen. Dropout is always on in training."""
         net_g, net_d = self.networks["generator"], self.networks["discriminator"]
@@ -129,13 +156,15 @@ class GANPhaseSource(TrainedPhaseSource):
         pred = encoding_to_phase(fake)
         return {
             "val_loss": float(F.l1_loss(fake, phase_to_encoding(batch.phase))),
-            "val_phase_error": phase_error(pred.cpu().numpy(), batch.phase.cpu().numpy(),
-                                           batch.magnitude.cpu().numpy()),
+            "val_phase_error": phase_error(
+                pred.cpu().numpy(), batch.phase.cpu().numpy(), batch.magnitude.cpu().numpy()
+            ),
         }
 
     @torch.no_grad()
-    def sample(self, magnitude: torch.Tensor, *, seed: SliceSeed,
-               true_phase: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(
+        self, magnitude: torch.Tensor, *, seed: SliceSeed, true_phase: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Phase (B, H, W) in (-pi, pi]; slice i's dropout masks come from its own generator only."""
         check_magnitude(magnitude)
         noise = slice_generators(seed, magnitude.shape[0]) if self.config["sample_dropout"] else None

@@ -1,0 +1,23 @@
+"""Shared fixtures: one local Ray instance per test session (ray.init costs ~15 s on 2 cores)."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A 2-CPU local Ray with a small object store; yields its GCS address for subprocess drivers."""
+    ray = pytest.importorskip("ray")
+    from phaselab.orchestration.ray_runtime import init_ray
+
+    class _Config:
+        ray_address = None
+
+    init_ray(_Config(), log_fn=lambda _: None, num_cpus=2)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

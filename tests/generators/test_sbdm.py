@@ -1,0 +1,203 @@
+"""SBDM: NCSN++ size, VE-SDE training, samplers (exact on a Gaussian), per-slice determinism, checkpoints."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from phaselab.data.geometry import fourier_resize, phase_of
+from phaselab.data.phantoms import make_phantom_volume
+from phaselab.generators import create_phase_source, load_phase_source
+from phaselab.generators.base import slice_generators
+from phaselab.generators.sbdm import (
+    PAPER_NET,
+    SAMPLERS,
+    TINY_CONFIG,
+    TINY_NET,
+    CountingDenoiser,
+    NCSNpp,
+    evaluations_per_slice,
+    geometric_sigmas,
+    initial_noise,
+    karras_sigmas,
+)
+from phaselab.generators.sbdm.ncsnpp import AttnBlock, FIRResample
+from phaselab.generators.training import GeneratorTrainConfig, PhasePairs, train_generator
+
+
+def knee_pairs(patients: range, size: int = 16, slices: int = 6) -> PhasePairs:
+    """Noise-free knee phantoms (generated at 32x32), Fourier-resized to ``size`` as complex images."""
+    mags, phases = [], []
+    for p in patients:
+        v = make_phantom_volume("knee", max(32, size), slices, seed=0, patient_index=p, noise=0.0)
+        image = fourier_resize(torch.polar(torch.from_numpy(v.magnitude), torch.from_numpy(v.phase)), size)
+        mags.append(image.abs())
+        phases.append(phase_of(image))
+    return PhasePairs(torch.cat(mags).float(), torch.cat(phases).float())
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny SBDM trained briefly on 16x16 knee phantoms, with its training history."""
+    source = create_phase_source("sbdm", **TINY_CONFIG, sampler="heun", steps=6, sample_batch=4)
+    cfg = GeneratorTrainConfig(steps=150, batch_size=8, lr=2e-3, eval_every=50, ema_decay=0.9,
+                               val_batches=2, device="cpu")
+    result = train_generator(source, knee_pairs(range(6)), knee_pairs(range(6, 8)), cfg)
+    return source, result
+
+
+def test_dsm_loss_falls(trained):
+    _, result = trained
+    first, last = result.history[0], result.history[-1]
+    # a zero score (the initialization) gives exactly E z^2 = 1 at every noise level
+    assert last["val_loss"] < 0.6 and last["val_loss"] < first["val_loss"]
+    assert last["train_loss"] < 0.7
+    # large noise is easy (loss ~ var(x0) / sigma^2), small noise is hard
+    assert last["val_loss_t0.9"] < 0.05 < last["val_loss_t0.1"]
+
+
+def test_paper_network_size_and_flops():
+    with torch.device("meta"):
+        net = NCSNpp(PAPER_NET)
+        params = sum(p.numel() for p in net.parameters())
+        with FlopCounterMode(display=False) as flops:
+            net(torch.zeros(1, 3, 256, 256), torch.ones(1))
+    # SPEC: about 61M parameters and 1.33 TFLOP per 256x256 forward
+    assert abs(params / 61e6 - 1) < 0.04, params
+    assert abs(flops.get_total_flops() / 1.33e12 - 1) < 0.01
+    # attention only at 32x32: after each of 4 encoder blocks, once in the decoder, once in the middle
+    assert sum(isinstance(m, AttnBlock) for m in net.modules()) == 6
+
+
+def test_tiny_network_output_is_score_scaled_by_sigma():
+    net = NCSNpp(TINY_NET)
+    assert sum(isinstance(m, AttnBlock) for m in net.modules()) == 3
+    torch.nn.init.normal_(net.conv_out.weight, std=0.1)
+    x = torch.randn(2, 3, 16, 16)
+    sigma = torch.tensor([0.5, 4.0])
+    out = net(x, sigma)
+    assert out.shape == (2, 2, 16, 16)
+    # the raw network output (before / sigma) has unit-ish scale at every noise level
+    raw = (out * sigma[:, None, None, None]).flatten(1).std(dim=1)
+    assert (raw > 0.01).all() and (raw < 10).all()
+    with pytest.raises(ValueError, match="divisible"):
+        net(torch.randn(1, 3, 15, 16), torch.ones(1))
+
+
+def test_fir_resampling_keeps_constants_and_is_adjoint_pair():
+    x = torch.full((1, 2, 8, 8), 3.0)
+    down, up = FIRResample(up=False)(x), FIRResample(up=True)(x)
+    assert down.shape == (1, 2, 4, 4) and up.shape == (1, 2, 16, 16)
+    torch.testing.assert_close(down[..., 1:-1, 1:-1], torch.full((1, 2, 2, 2), 3.0))
+    torch.testing.assert_close(up[..., 2:-2, 2:-2], torch.full((1, 2, 12, 12), 3.0))
+    a, b = torch.randn(1, 1, 8, 8), torch.randn(1, 1, 16, 16)
+    # upsampling is 4x the transpose of downsampling (the same FIR kernel, gain 4)
+    lhs = (FIRResample(up=True)(a) * b).sum()
+    assert math.isclose(float(lhs), 4 * float((a * FIRResample(up=False)(b)).sum()), rel_tol=1e-5)
+
+
+def test_sigma_schedules():
+    for sigmas in (karras_sigmas(18, 0.01, 50.0), geometric_sigmas(18, 0.01, 50.0)):
+        assert sigmas.shape == (19,)
+        assert (sigmas[1:] < sigmas[:-1]).all()
+        assert math.isclose(sigmas[0], 50.0, rel_tol=1e-12) and math.isclose(sigmas[-2], 0.01, rel_tol=1e-12)
+        assert sigmas[-1] == 0
+    # rho = 7 spends more levels at low noise than the geometric schedule does
+    assert karras_sigmas(18, 0.01, 50.0)[9] > geometric_sigmas(18, 0.01, 50.0)[9]
+    with pytest.raises(ValueError):
+        karras_sigmas(0, 0.01, 1.0)
+
+
+def _gaussian_denoiser(mu: float, s0: float):
+    """Exact D(x; sigma) = E[x0 | x] for x0 ~ N(mu, s0^2 I)."""
+    return lambda x, sigma, cond: mu + s0**2 / (s0**2 + sigma[:, None, None, None] ** 2) * (x - mu)
+
+
+def test_deterministic_samplers_converge_to_the_probability_flow_solution():
+    mu, s0, smax = 0.3, 0.5, 80.0
+    gens = slice_generators(0, 2)
+    x = initial_noise((2, 8, 8), smax, gens)
+    # the flow of a Gaussian is affine: x(sigma) = mu + sqrt((s0^2 + sigma^2) / (s0^2 + smax^2)) (x - mu)
+    exact = mu + s0 / math.sqrt(s0**2 + smax**2) * (x - mu)
+    errors = {}
+    for name in ("heun", "euler"):
+        for steps in (20, 40, 80):
+            counter = CountingDenoiser(_gaussian_denoiser(mu, s0))
+            out = SAMPLERS[name](counter, x, karras_sigmas(steps, 0.002, smax), cond=None, generators=gens)
+            assert counter.evaluations == evaluations_per_slice(name, steps)
+            errors[name, steps] = float((out - exact).abs().max())
+    assert evaluations_per_slice("heun", 40) == 79
+    assert errors["heun", 80] < 2e-3
+    for steps in (20, 40):  # second and first order: doubling the steps divides the error by 4 and 2
+        assert 3.0 < errors["heun", steps] / errors["heun", 2 * steps] < 5.0
+        assert 1.7 < errors["euler", steps] / errors["euler", 2 * steps] < 2.3
+
+
+def test_pc_sampler_draws_from_the_data_distribution():
+    mu, s0, smax = 0.3, 0.5, 80.0
+    gens = slice_generators(1, 4)
+    x = initial_noise((2, 16, 16), smax, gens)
+    counter = CountingDenoiser(_gaussian_denoiser(mu, s0))
+    out = SAMPLERS["pc"](counter, x, geometric_sigmas(200, 0.01, smax), cond=None, generators=gens, snr=0.075)
+    assert counter.evaluations == evaluations_per_slice("pc", 200) == 400
+    # 2048 independent draws: mean and std within a few standard errors
+    assert abs(float(out.mean()) - mu) < 0.05
+    assert abs(float(out.std()) - s0) < 0.05
+
+
+@pytest.mark.parametrize("sampler", ["heun", "pc"])
+def test_sampling_is_per_slice_deterministic(trained, sampler):
+    source, _ = trained
+    source.config.update(sampler=sampler, steps=6)
+    m = knee_pairs(range(8, 9), slices=3).magnitude
+    phase = source.sample(m, seed=[11, 12, 13])
+    assert phase.shape == (3, 16, 16) and phase.dtype == torch.float32
+    assert (phase > -math.pi).all() and (phase <= math.pi).all()
+    assert source.last_evaluations == evaluations_per_slice(sampler, 6)
+    torch.testing.assert_close(source.sample(m, seed=[11, 12, 13]), phase, rtol=0, atol=0)
+    # the same slices alone, in another batch and another chunking, and at another magnitude scale
+    source.config["sample_batch"] = 1
+    torch.testing.assert_close(source.sample(7.0 * m[1:], seed=[12, 13]), phase[1:], rtol=0, atol=1e-4)
+    source.config["sample_batch"] = 4
+    int_seeded = source.sample(m, seed=5)
+    torch.testing.assert_close(source.sample(m[:2], seed=5), int_seeded[:2], rtol=0, atol=1e-4)
+    other = source.sample(m, seed=[21, 22, 23])
+    assert (torch.remainder(other - phase + math.pi, 2 * math.pi) - math.pi).abs().mean() > 0.1
+
+
+def test_trained_model_beats_zero_phase_on_held_out_slices(trained):
+    from phaselab.mri.metrics import phase_error
+
+    source, _ = trained
+    source.config.update(sampler="heun", steps=10)
+    held_out = knee_pairs(range(8, 9), slices=4)
+    sbdm = source.sample(held_out.magnitude, seed=0)
+    zero = torch.zeros_like(held_out.phase)
+    e_sbdm = phase_error(sbdm, held_out.phase, held_out.magnitude)
+    assert e_sbdm < phase_error(zero, held_out.phase, held_out.magnitude)
+
+
+def test_checkpoint_round_trip(trained, tmp_path):
+    source, _ = trained
+    path = source.save(tmp_path / "sbdm.pt")
+    loaded = load_phase_source(path)
+    assert loaded.config == source.config
+    m = knee_pairs(range(8, 9), slices=2).magnitude
+    torch.testing.assert_close(loaded.sample(m, seed=3), source.sample(m, seed=3), rtol=0, atol=0)
+
+
+def test_bad_config_and_input():
+    with pytest.raises(TypeError, match="unknown sbdm config"):
+        create_phase_source("sbdm", **TINY_CONFIG, n_filters=3)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        create_phase_source("sbdm", **TINY_CONFIG, sampler="ddim")
+    source = create_phase_source("sbdm", **TINY_CONFIG)
+    with pytest.raises(ValueError, match="16x16"):
+        source.sample(torch.rand(1, 32, 32), seed=0)
+    # initialization is a function of init_seed: two fresh sources are identical
+    again = create_phase_source("sbdm", **TINY_CONFIG)
+    for key, value in source.state_dict().items():
+        assert torch.equal(value, again.state_dict()[key])
+    assert np.isclose(source.sde.sigma(torch.tensor(1.0)), 25.0)

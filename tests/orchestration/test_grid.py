@@ -1,0 +1,107 @@
+"""The recon grid through Ray Tune and MLflow on CPU: run structure, metrics, artifacts, and resuming."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from phaselab.config import load_config
+from phaselab.orchestration.grid import grid_cells, run_recon_grid, sweep_key
+from phaselab.tracking import Tracker
+
+pytestmark = pytest.mark.ray
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY = [
+    "data.patients=8", "data.slices=2", "data.size=32",
+    "varnet.cascades=1", "varnet.chans=4", "varnet.pools=2",
+    "train.steps=6", "train.eval_every=3", "train.batch_size=2",
+    "grid.accelerations=[4]", "grid.num_acs=[4]", "grid.seeds=[0]",
+]
+
+
+def _tiny(tmp_path, *extra):
+    return load_config("demo", [*TINY, f"output_dir={tmp_path}", *extra])
+
+
+def test_tiny_grid_logs_parent_and_children(ray_session, tmp_path):
+    config = _tiny(tmp_path, "grid.sources=[gt, zero]")
+    result = run_recon_grid(config, log_fn=lambda _: None)
+    assert len(result.rows) == 2
+
+    tracker = Tracker(result.tracking_uri, config.tracking.experiment)
+    parent = tracker.client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["phaselab.role"] == "parent"
+    assert parent.data.metrics["trials_finished"] == 2
+    children = tracker.child_runs(result.parent_run_id)
+    assert len(children) == 2
+    sources = sorted(run.data.tags["phaselab.source"] for run in children.values())
+    assert sources == ["gt", "zero"]
+    for run in children.values():
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == result.parent_run_id
+        assert run.data.tags["phaselab.acceleration"] == "4"
+        assert 0.0 < run.data.metrics["test_ssim"] <= 1.0
+        assert 0.0 < run.data.metrics["test_zf_ssim"] <= 1.0
+        assert run.data.params["varnet.cascades"] == "1"
+        history = tracker.client.get_metric_history(run.info.run_id, "val_ssim")
+        assert [m.step for m in history] == [3, 6]  # one per evaluation, none twice
+        artifacts = {a.path for a in tracker.client.list_artifacts(run.info.run_id, "checkpoints")}
+        assert artifacts == {"checkpoints/best_model.pt"}
+
+    grid = tracker.load_json_artifact(result.parent_run_id, "grid/metric_grid_records.json")
+    by_source = {row["source"]: row for row in grid}
+    assert set(by_source) == {"gt", "zero", "zero_filled"}
+    for row in result.rows:
+        assert by_source[row["cell"]["source"]]["ssim_mean"] == pytest.approx(row["test_ssim"])
+    top = {a.path for a in tracker.client.list_artifacts(result.parent_run_id)}
+    assert {"config.yaml", "grid", "figures"} <= top
+    figures = {a.path for a in tracker.client.list_artifacts(result.parent_run_id, "figures")}
+    assert "figures/ssim_vs_R.png" in figures
+
+
+def _driver(tmp_path, address, *extra):
+    args = [sys.executable, str(ROOT / "sweeps" / "recon_grid.py"), "--ray-address", address,
+            *[a for o in [*TINY, f"output_dir={tmp_path}", *extra] for a in ("--set", o)]]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def test_killed_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp_path):
+    sources = "grid.sources=[gt, zero, smooth]"
+    extra = (sources, "resources.max_concurrent_trials=1", "train.steps=30", "train.eval_every=3")
+    config = _tiny(tmp_path, *extra)
+    trials_dir = tmp_path / "sweeps" / sweep_key(config) / "trials"
+
+    first = _driver(tmp_path, ray_session, *extra)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(trials_dir.glob("*/result.json"))) < 1:
+        assert first.poll() is None, first.stdout.read()
+        time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver dies mid-grid, as with a lost SSH session
+    first.wait()
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in trials_dir.glob("*/result.json")}
+    assert 1 <= len(finished) < 3
+
+    second = _driver(tmp_path, ray_session, *extra)
+    output, _ = second.communicate(timeout=400)
+    assert second.returncode == 0, output
+    assert f"{len(finished)} already finished" in output
+
+    for name, mtime in finished.items():  # finished trials were not run again
+        assert (trials_dir / name / "result.json").stat().st_mtime_ns == mtime
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", config.tracking.experiment)
+    parents = tracker.find_runs({"phaselab.role": "parent"})
+    assert len(parents) == 1
+    children = tracker.find_runs({"mlflow.parentRunId": parents[0].info.run_id})
+    assert len(children) == len(grid_cells(config)) == 3  # each trial logged exactly once
+    assert all(run.info.status == "FINISHED" for run in children)
+    for run in children:
+        steps = [m.step for m in tracker.client.get_metric_history(run.info.run_id, "val_ssim")]
+        assert steps == sorted(set(steps)) == list(range(3, 31, 3))
