@@ -53,14 +53,15 @@ def grid_cells(config: SweepConfig) -> list[dict[str, Any]]:
     ]
 
 
-def _synthesize_all(config: SweepConfig, prepared: PreparedDataset, cache: Path, log_fn) -> dict[str, dict]:
+def _synthesize_all(config: SweepConfig, sources: list[str], prepared: PreparedDataset, cache: Path,
+                    log_fn) -> dict[str, dict]:
     """recTrain + recVal k-space for each phase source (the validation set is synthetic too, as it
     would be for a magnitude-only archive)."""
     shards: dict[str, dict[str, list[str]]] = {}
     use_gpu = config.resources.gpus_per_trial > 0
     splits = {split: [str(p) for p in prepared.files(split)] for split in ("recTrain", "recVal")}
     inputs = [p for files in splits.values() for p in files]
-    for source in config.grid.sources:
+    for source in sources:
         plan = plan_synthesis(source, {}, None, inputs, cache / "synthesis", SYNTHESIS_SEED, prepared.key)
         run_synthesis(plan, use_gpu=use_gpu, cpus_per_actor=config.resources.synthesis_cpus, log_fn=log_fn)
         shards[source] = {split: [str(plan.shard_path(p)) for p in files] for split, files in splits.items()}
@@ -74,7 +75,7 @@ def _finish_stale_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[str, P
             tracker.end_run(run.info.run_id, "FINISHED")
 
 
-def _run_tune(config: SweepConfig, pending: list[dict[str, Any]], storage: Path, name: str, log_fn) -> None:
+def _run_tune(config: SweepConfig, pending: list[dict[str, Any]], storage: Path | str, name: str, log_fn) -> None:
     from ray import tune
 
     from phaselab.orchestration.progress import GridProgress
@@ -110,6 +111,62 @@ def _run_tune(config: SweepConfig, pending: list[dict[str, Any]], storage: Path,
     tuner.fit()
 
 
+@dataclass
+class SweepContext:
+    """What every sweep script sets up before its trials: tracking, Ray, data, synthesized k-space."""
+
+    config: SweepConfig
+    key: str
+    sweep_dir: Path
+    tracker: Tracker
+    tracking_uri: str
+    parent_id: str
+    resolved: str  # the resolved config as YAML
+    prepared: PreparedDataset
+    shards: dict[str, dict[str, list[str]]]  # source -> recTrain/recVal -> shard paths
+
+
+def open_sweep(config: SweepConfig, log_fn: Callable[[str], None], *, kind: str = "grid",
+               sources: list[str] | None = None, key_extra: dict | None = None) -> SweepContext:
+    """Find or create the parent run, start Ray, prepare and split the data, synthesize per source."""
+    out = Path(config.output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    key = sweep_key(config) if key_extra is None else config_hash({"sweep": sweep_key(config), **key_extra})
+    uri = config.tracking.uri or default_tracking_uri(out)
+    tracker = Tracker(uri, config.tracking.experiment, artifact_root=out / "mlartifacts")
+    parent_id, resumed = tracker.parent_run(key, f"{config.name}-{kind}", tags={"phaselab.preset": config.name,
+                                                                               "phaselab.kind": kind})
+    log_fn(f"{'resuming' if resumed else 'starting'} {kind} {config.name} ({key}); MLflow run {parent_id}")
+    resolved = dump_yaml(config)
+    tracker.log_text(parent_id, resolved, "config.yaml")
+    flat = {f"{section}.{k}": v for section, values in to_dict(config).items() if isinstance(values, dict)
+            for k, v in values.items()}
+    tracker.log_params(parent_id, {**flat, **{f"search.{k}": v for k, v in (key_extra or {}).items()}})
+
+    init_ray(config, log_fn)
+    prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)
+    log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))
+    shards = _synthesize_all(config, sources or config.grid.sources, prepared, out / "cache", log_fn)
+    return SweepContext(config, key, out / "sweeps" / key, tracker, uri, parent_id, resolved, prepared, shards)
+
+
+def trial_spec(ctx: SweepContext, cell: dict[str, Any], trial_dir: Path, *, with_test: bool = True,
+               varnet: dict | None = None, train: dict | None = None) -> TrialSpec:
+    config = ctx.config
+    return TrialSpec(
+        cell=cell, trial_key=config_hash({"sweep": ctx.key, "cell": cell}), trial_dir=str(trial_dir),
+        train_shards=ctx.shards[cell["source"]]["recTrain"], val_shards=ctx.shards[cell["source"]]["recVal"],
+        test_files=[str(p) for p in ctx.prepared.files("recTest")] if with_test else [],
+        varnet=varnet or dataclasses.asdict(config.varnet), train=train or dataclasses.asdict(config.train),
+        tracking_uri=ctx.tracking_uri, experiment=config.tracking.experiment, parent_run_id=ctx.parent_id,
+        resolved_config=ctx.resolved, torch_threads=config.resources.torch_threads,
+    )
+
+
+def ray_storage(ctx: SweepContext) -> Path | str:
+    return ctx.config.storage_path or ctx.sweep_dir / "ray_results"
+
+
 def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = None) -> GridResult:
     """Run (or resume) the recon grid of ``config``; returns the finished trials' rows.
 
@@ -118,61 +175,34 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
     from phaselab.orchestration.progress import say
     from phaselab.orchestration.report import log_grid_to_parent
 
-    progress_fn = log_fn
-    log_fn = log_fn or say
-
     start = time.perf_counter()
-    out = Path(config.output_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    key = sweep_key(config)
-    sweep_dir = out / "sweeps" / key
-    uri = config.tracking.uri or default_tracking_uri(out)
-    tracker = Tracker(uri, config.tracking.experiment, artifact_root=out / "mlartifacts")
-    parent_id, resumed = tracker.parent_run(key, config.name, tags={"phaselab.preset": config.name})
-    log_fn(f"{'resuming' if resumed else 'starting'} sweep {config.name} ({key}); MLflow run {parent_id}")
-    resolved = dump_yaml(config)
-    tracker.log_text(parent_id, resolved, "config.yaml")
-    flat = {f"{section}.{k}": v for section, values in to_dict(config).items() if isinstance(values, dict)
-            for k, v in values.items()}
-    tracker.log_params(parent_id, flat)
-
-    init_ray(config, log_fn)
-    prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)
-    log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))
-    shards = _synthesize_all(config, prepared, out / "cache", log_fn)
-
-    cells = grid_cells(config)
-    specs: dict[str, TrialSpec] = {}
-    for cell in cells:
-        trial_key = config_hash({"sweep": key, "cell": cell})
-        specs[trial_key] = TrialSpec(
-            cell=cell, trial_key=trial_key, trial_dir=str(sweep_dir / "trials" / cell_name(cell)),
-            train_shards=shards[cell["source"]]["recTrain"], val_shards=shards[cell["source"]]["recVal"],
-            test_files=[str(p) for p in prepared.files("recTest")],
-            varnet=dataclasses.asdict(config.varnet), train=dataclasses.asdict(config.train),
-            tracking_uri=uri, experiment=config.tracking.experiment, parent_run_id=parent_id,
-            resolved_config=resolved, torch_threads=config.resources.torch_threads,
-        )
-    trial_dirs = {k: Path(s.trial_dir) for k, s in specs.items()}
-    _finish_stale_runs(tracker, parent_id, trial_dirs)
+    progress_fn, log_fn = log_fn, log_fn or say
+    ctx = open_sweep(config, log_fn)
+    specs = {}
+    for cell in grid_cells(config):
+        spec = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / cell_name(cell))
+        specs[spec.trial_key] = spec
+    _finish_stale_runs(ctx.tracker, ctx.parent_id, {k: Path(s.trial_dir) for k, s in specs.items()})
     pending = [
         {**s.cell, "trial_key": k, "spec_path": str(save_spec(s))}
         for k, s in specs.items() if read_result(s.trial_dir) is None
     ]
-    log_fn(f"grid: {len(cells)} trials, {len(cells) - len(pending)} already finished, {len(pending)} to run")
+    log_fn(f"grid: {len(specs)} trials, {len(specs) - len(pending)} already finished, {len(pending)} to run")
     if pending:
-        attempt = len(list((sweep_dir / "ray_results").glob("grid-*"))) if (sweep_dir / "ray_results").exists() else 0
-        storage = Path(config.storage_path).resolve() if config.storage_path else sweep_dir / "ray_results"
+        storage = ray_storage(ctx)
+        attempt = len(list(Path(storage).glob("grid-*"))) if Path(storage).exists() else 0
         _run_tune(config, pending, storage, f"grid-{attempt:03d}", progress_fn)
 
     rows = [r for s in specs.values() if (r := read_result(s.trial_dir)) is not None]
     missing = len(specs) - len(rows)
     seconds = time.perf_counter() - start
-    trial_seconds = sum(float(r.get("test_train_seconds", r.get("train_seconds", 0.0))) for r in rows)
-    log_grid_to_parent(tracker, parent_id, rows, config)
-    tracker.log_metrics(parent_id, {"trials_finished": len(rows), "trials_failed": missing,
-                                    "sweep_seconds": seconds}, step=0)
-    tracker.end_run(parent_id, "FINISHED" if missing == 0 else "FAILED")
+    trial_seconds = sum(float(r.get("train_seconds", 0.0)) for r in rows)
+    tracker = ctx.tracker
+    log_grid_to_parent(tracker, ctx.parent_id, rows, config)
+    tracker.log_metrics(ctx.parent_id, {"trials_finished": len(rows), "trials_failed": missing,
+                                        "sweep_seconds": seconds, "trial_seconds": trial_seconds}, step=0)
+    tracker.end_run(ctx.parent_id, "FINISHED" if missing == 0 else "FAILED")
     if missing:
         log_fn(f"{missing} trial(s) did not finish; rerun the same command to retry them")
-    return GridResult(rows, parent_id, uri, tracker.experiment_id, out, key, seconds, trial_seconds)
+    return GridResult(rows, ctx.parent_id, ctx.tracking_uri, tracker.experiment_id, Path(config.output_dir).resolve(),
+                      ctx.key, seconds, trial_seconds)

@@ -161,20 +161,21 @@ def run_trial(
     if not rank_zero:
         return {}
 
-    model = result.model
-    model.load_state_dict(result.best_state)
-    width = train_data.kspace.shape[-1]
-    mask = equispaced_mask(width, cell["acceleration"], cell["num_acs"], seed=TEST_MASK_SEED)
-    device = next(model.parameters()).device
-    evaluation = evaluate_reconstruction(model, _test_volumes(spec.test_files), mask, device=device)
-    summary = {f"test_{k}": float(v) for k, v in evaluation.summary.items()}
-    summary["effective_acceleration"] = mask.effective_acceleration
-    summary["train_seconds"] = train_seconds
+    summary: dict[str, float] = {"train_seconds": train_seconds}
+    if spec.test_files:  # hyperparameter searches select on recVal and never look at recTest
+        model = result.model
+        model.load_state_dict(result.best_state)
+        width = train_data.kspace.shape[-1]
+        mask = equispaced_mask(width, cell["acceleration"], cell["num_acs"], seed=TEST_MASK_SEED)
+        device = next(model.parameters()).device
+        evaluation = evaluate_reconstruction(model, _test_volumes(spec.test_files), mask, device=device)
+        summary.update({f"test_{k}": float(v) for k, v in evaluation.summary.items()})
+        summary["effective_acceleration"] = mask.effective_acceleration
+        tracker.log_table(run_id, evaluation.volumes, "test_per_volume.json")
     tracker.log_metrics(run_id, summary, int(spec.train["steps"]))
     best = trial_dir / "best_model.pt"
     _atomic_save({"state_dict": result.best_state, "varnet": spec.varnet, "cell": cell}, best)
     tracker.log_artifact(run_id, best, "checkpoints")
-    tracker.log_table(run_id, evaluation.volumes, "test_per_volume.json")
 
     record = {
         "cell": cell,

@@ -90,7 +90,8 @@ class NormUnet(nn.Module):
             raise ValueError(f"NormUnet expects a complex image, got {image.dtype}")
         x = torch.view_as_real(image).permute(0, 3, 1, 2)  # (B, 2, H, W)
         mean = x.mean(dim=(-2, -1), keepdim=True)
-        std = x.std(dim=(-2, -1), keepdim=True) + 1e-6  # avoids 0/0 on an all-zero input
+        std = x.std(dim=(-2, -1), keepdim=True)
+        std = torch.where(std > 0, std, torch.ones_like(std))  # a constant input would give 0/0
         x = (x - mean) / std
         h, w = x.shape[-2:]
         pad_h, pad_w = -h % self.multiple, -w % self.multiple

@@ -45,7 +45,7 @@ class Regressor(TrainedPhaseSource):
 def _pairs(n=24, size=16, seed=0):
     g = torch.Generator().manual_seed(seed)
     magnitude = torch.rand(n, size, size, generator=g)
-    phase = (2.0 * magnitude - 1.0)  # a learnable relation
+    phase = 2.0 * magnitude - 1.0  # a learnable relation
     return PhasePairs(magnitude, phase)
 
 
@@ -62,8 +62,13 @@ def test_loss_falls_and_resume_is_exact(tmp_path):
     torch.manual_seed(0)
     first = Regressor()
     saved = []
-    train_generator(first, train, val, GeneratorTrainConfig(**{**cfg.__dict__, "steps": 40}),
-                    report=lambda m, c: saved.append(c))
+    train_generator(
+        first,
+        train,
+        val,
+        GeneratorTrainConfig(**{**cfg.__dict__, "steps": 40}),
+        report=lambda m, c: saved.append(c),
+    )
     path = tmp_path / "ck.pt"
     torch.save(saved[-1], path)
     resumed_state = torch.load(path, weights_only=True)

@@ -30,7 +30,9 @@ def ellipse_images(count: int, size: int, seed: int) -> tuple[torch.Tensor, torc
         magnitude = np.clip(magnitude, 0, None)
         magnitudes.append(magnitude)
         phases.append(np.angle(np.exp(1j * phase)))
-    return torch.tensor(np.stack(magnitudes), dtype=torch.float32), torch.tensor(np.stack(phases), dtype=torch.float32)
+    return torch.tensor(np.stack(magnitudes), dtype=torch.float32), torch.tensor(
+        np.stack(phases), dtype=torch.float32
+    )
 
 
 @pytest.fixture(scope="session")

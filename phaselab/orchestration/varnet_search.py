@@ -1,0 +1,118 @@
+"""VarNet hyperparameter search on recVal for one (phase source, R, nACS): Ray Tune + Optuna + ASHA.
+
+The grid itself never mixes ASHA across cells (it would compare R=6 with R=2 and stop the hard cells);
+the search runs on one representative cell, then its best values go into the grid's config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from phaselab.config import SweepConfig, config_hash
+from phaselab.orchestration.grid import open_sweep, ray_storage, trial_spec
+from phaselab.orchestration.trial import load_spec, run_trial, save_spec
+
+
+@dataclass
+class SearchSpace:
+    lr: tuple[float, float] = (1e-4, 3e-3)  # log-uniform
+    cascades: tuple[int, ...] = (2, 4, 8, 12)
+    chans: tuple[int, ...] = (8, 12, 16, 18)
+    batch_size: tuple[int, ...] = (2, 4, 8)
+
+    def to_tune(self) -> dict[str, Any]:
+        from ray import tune
+
+        return {
+            "lr": tune.loguniform(*self.lr),
+            "cascades": tune.choice(list(self.cascades)),
+            "chans": tune.choice(list(self.chans)),
+            "batch_size": tune.choice(list(self.batch_size)),
+        }
+
+
+@dataclass
+class SearchResult:
+    best_params: dict[str, Any]
+    best_val_ssim: float
+    parent_run_id: str
+    trials: int
+
+
+def search_trial(config: dict[str, Any]) -> None:
+    """Tune trainable: the base spec with this trial's sampled hyperparameters."""
+    from ray import tune
+
+    base = load_spec(config["base_spec_path"])
+    params = {k: config[k] for k in ("lr", "cascades", "chans", "batch_size")}
+    trial_key = config_hash({"base": base.trial_key, "params": params})
+    spec = dataclasses.replace(
+        base,
+        varnet={**base.varnet, "cascades": params["cascades"], "chans": params["chans"]},
+        train={**base.train, "lr": params["lr"], "batch_size": params["batch_size"]},
+        trial_key=trial_key,
+        trial_dir=str(Path(base.trial_dir).parent / trial_key),
+    )
+    record = run_trial(spec, tune_report=tune.report)
+    tune.report({"val_ssim": float(record.get("best_val_ssim") or 0.0), "trial_done": 1.0})
+
+
+def run_varnet_search(config: SweepConfig, *, source: str, acceleration: int, num_acs: int,
+                      num_samples: int = 16, space: SearchSpace | None = None,
+                      log_fn: Callable[[str], None] = print) -> SearchResult:
+    """Optuna (TPE) proposes, ASHA stops lagging trials at each evaluation; resumable by rerunning."""
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    space = space or SearchSpace()
+    cell = {"source": source, "acceleration": acceleration, "num_acs": num_acs, "seed": 0}
+    search = {"cell": cell, "num_samples": num_samples, "space": dataclasses.asdict(space)}
+    ctx = open_sweep(config, log_fn, kind="varnet-search", sources=[source], key_extra=search)
+    base = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / "base", with_test=False)
+    base_path = save_spec(base)
+
+    storage = ray_storage(ctx)
+    experiment = Path(storage) / "search"
+    res = config.resources
+    trainable = tune.with_resources(search_trial, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
+    if tune.Tuner.can_restore(experiment):  # the driver died: rerunning the command continues the search
+        log_fn(f"restoring the search from {experiment}")
+        tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
+    else:
+        steps = config.train.steps // config.train.eval_every
+        tuner = tune.Tuner(
+            trainable,
+            param_space={**space.to_tune(), "base_spec_path": str(base_path)},
+            tune_config=tune.TuneConfig(
+                metric="val_ssim", mode="max", num_samples=num_samples,
+                search_alg=OptunaSearch(seed=0),
+                scheduler=tune.schedulers.ASHAScheduler(
+                    time_attr="training_iteration", max_t=steps + 1,
+                    grace_period=min(config.scheduler.grace_period, steps),
+                    reduction_factor=config.scheduler.reduction_factor,
+                ),
+                max_concurrent_trials=res.max_concurrent_trials or 2,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(name="search", storage_path=str(storage), verbose=1),
+        )
+    results = tuner.fit()
+    best = results.get_best_result(metric="val_ssim", mode="max", scope="all")
+    best_params = {k: best.config[k] for k in ("lr", "cascades", "chans", "batch_size")}
+    best_ssim = float(best.metrics_dataframe["val_ssim"].max())
+
+    tracker = ctx.tracker
+    for run in tracker.child_runs(ctx.parent_id).values():  # ASHA stops trials mid-run: close them
+        if run.info.status == "RUNNING":
+            tracker.set_tags(run.info.run_id, {"phaselab.stopped_by": "asha"})
+            tracker.end_run(run.info.run_id, "KILLED")
+    tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
+    tracker.log_metrics(ctx.parent_id, {"best_val_ssim": best_ssim, "trials": len(results)}, step=0)
+    tracker.log_text(ctx.parent_id, json.dumps(best_params, indent=1), "best_params.json")
+    tracker.end_run(ctx.parent_id, "FINISHED")
+    return SearchResult(best_params, best_ssim, ctx.parent_id, len(results))
