@@ -1,6 +1,8 @@
 """Synthetic complex test images for the reconstruction tests: ellipses with a smooth phase."""
 
 import math
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -38,3 +40,24 @@ def ellipse_images(count: int, size: int, seed: int) -> tuple[torch.Tensor, torc
 @pytest.fixture(scope="session")
 def ellipses():
     return ellipse_images
+
+
+@pytest.fixture(scope="session")
+def overfit_run():
+    """A tiny VarNet trained to overfit six 32x32 ellipse images at R=4 (validated on the same images)."""
+    from phaselab.recon.data import slices_from_images
+    from phaselab.recon.train import TrainConfig, VarNetConfig, train_varnet
+
+    magnitude, phase = ellipse_images(6, 32, seed=0)
+    slices = slices_from_images(magnitude, phase)
+    model_cfg = VarNetConfig(cascades=2, chans=8, pools=2)
+    train_cfg = TrainConfig(lr=2e-3, batch_size=4, steps=200, eval_every=50, acceleration=4, num_acs=4)
+    start = time.perf_counter()
+    result = train_varnet(slices, slices, model_cfg, train_cfg)
+    return SimpleNamespace(
+        result=result,
+        slices=slices,
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
+        seconds=time.perf_counter() - start,
+    )

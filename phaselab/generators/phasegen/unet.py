@@ -23,7 +23,9 @@ from phaselab.generators.phasegen.complex_layers import (
     ComplexLinear,
     SplitPReLU,
     spectral_pool,
-    spectral_upsample,
+    spectral_resize,
+    to_complex,
+    to_split,
 )
 
 PAPER_FEATURES = (16, 32, 64, 128, 256)
@@ -60,13 +62,15 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         h = self.drop(self.act1(self.norm1(self.conv1(x))))
-        h = h + self.time(time)[:, :, None, None]
+        h = h + to_split(self.time(time)[:, :, None, None])
         h = self.drop(self.norm2(self.conv2(h)))
         return self.act2(h + self.skip(x))
 
 
 class ComplexUNet(nn.Module):
     """(B, in_channels, H, W) complex + (B,) timesteps -> (B, out_channels, H, W) complex.
+
+    Inside, feature maps are split real tensors (see complex_layers).
 
     H and W must be divisible by 2 ** len(features) (one spectral pooling per level, then the
     bottleneck), e.g. 256 for the paper's five levels.
@@ -115,6 +119,7 @@ class ComplexUNet(nn.Module):
             raise ValueError(f"image size {tuple(x.shape[-2:])} must be divisible by {factor}")
         # the embedding enters the complex linear layers as a real-valued (zero imaginary) vector
         time = F.silu(sinusoidal_embedding(timesteps, self.time_dim)).to(torch.complex64)
+        x = to_split(x)
         skips = []
         for level in self.encoder:
             for res in level:
@@ -123,9 +128,9 @@ class ComplexUNet(nn.Module):
             x = spectral_pool(x)
         x = self.bottleneck(x, time)
         for up_conv, res, skip in zip(self.up_convs, self.decoder, reversed(skips), strict=True):
-            x = up_conv(spectral_upsample(x, tuple(skip.shape[-2:])))
+            x = up_conv(spectral_resize(x, tuple(skip.shape[-2:])))
             x = res(torch.cat([skip, x], dim=1), time)
-        return self.head(x)
+        return to_complex(self.head(x))
 
 
 def count_parameters(module: nn.Module) -> dict[str, int]:

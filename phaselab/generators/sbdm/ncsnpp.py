@@ -125,7 +125,7 @@ class AttnBlock(nn.Module):
 
 
 class NCSNpp(nn.Module):
-    """Score network s(x, sigma): input (B, in_channels, H, W) and sigma (B,), output already divided by sigma."""
+    """Score network s(x, sigma) for x (B, in_channels, H, W), sigma (B,); its output is divided by sigma."""
 
     def __init__(self, config: NCSNppConfig = PAPER_NET):
         super().__init__()
@@ -165,7 +165,8 @@ class NCSNpp(nn.Module):
             if level != n_levels - 1:
                 add("down", block(ch, ch, down=True))
                 if cfg.progressive_input:
-                    add("pyramid", nn.Sequential(FIRResample(up=False), nn.Conv2d(pyramid_ch, ch, 3, padding=1)))
+                    pyramid = nn.Sequential(FIRResample(up=False), nn.Conv2d(pyramid_ch, ch, 3, padding=1))
+                    add("pyramid", pyramid)
                     pyramid_ch = ch
                 self._down_skip[-1] = True
                 skips.append(ch)

@@ -19,8 +19,16 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class Sampler(Protocol):
-    def __call__(self, denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, cond: torch.Tensor,
-                 generators: Sequence[torch.Generator], **options: float) -> torch.Tensor: ...
+    def __call__(
+        self,
+        denoiser: Denoiser,
+        x: torch.Tensor,
+        sigmas: torch.Tensor,
+        *,
+        cond: torch.Tensor,
+        generators: Sequence[torch.Generator],
+        **options: float,
+    ) -> torch.Tensor: ...
 
 
 # ---- schedules ---------------------------------------------------------------------------------
@@ -44,14 +52,19 @@ def geometric_sigmas(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor
     return torch.cat([sigmas, sigmas.new_zeros(1)])
 
 
-def initial_noise(shape: tuple[int, ...], sigma_max: float, generators: Sequence[torch.Generator],
-                  device: torch.device | str = "cpu") -> torch.Tensor:
+def initial_noise(
+    shape: tuple[int, ...],
+    sigma_max: float,
+    generators: Sequence[torch.Generator],
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """sigma_max * N(0, I) of shape (B, *shape), slice i drawn from ``generators[i]``."""
     return float(sigma_max) * _slice_noise(generators, shape, torch.device(device))
 
 
-def _slice_noise(generators: Sequence[torch.Generator], shape: tuple[int, ...],
-                 device: torch.device) -> torch.Tensor:
+def _slice_noise(
+    generators: Sequence[torch.Generator], shape: tuple[int, ...], device: torch.device
+) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)
 
 
@@ -63,8 +76,15 @@ def _level(sigma: float, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_euler(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, cond: torch.Tensor,
-                 generators: Sequence[torch.Generator], **options: float) -> torch.Tensor:
+def sample_euler(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    cond: torch.Tensor,
+    generators: Sequence[torch.Generator],
+    **options: float,
+) -> torch.Tensor:
     """Deterministic Euler steps of the probability-flow ODE dx/dsigma = (x - D) / sigma; n evaluations."""
     _no_options("euler", options)
     for sigma, nxt in zip(sigmas[:-1].tolist(), sigmas[1:].tolist(), strict=True):
@@ -74,8 +94,15 @@ def sample_euler(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, c
 
 
 @torch.no_grad()
-def sample_heun(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, cond: torch.Tensor,
-                generators: Sequence[torch.Generator], **options: float) -> torch.Tensor:
+def sample_heun(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    cond: torch.Tensor,
+    generators: Sequence[torch.Generator],
+    **options: float,
+) -> torch.Tensor:
     """EDM Algorithm 1 (deterministic Heun); 2 evaluations per step, 1 for the last step to sigma = 0."""
     _no_options("heun", options)
     for sigma, nxt in zip(sigmas[:-1].tolist(), sigmas[1:].tolist(), strict=True):
@@ -90,9 +117,16 @@ def sample_heun(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, co
 
 
 @torch.no_grad()
-def sample_pc(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, cond: torch.Tensor,
-              generators: Sequence[torch.Generator], snr: float = 0.075,
-              corrector_steps: int = 1) -> torch.Tensor:
+def sample_pc(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    cond: torch.Tensor,
+    generators: Sequence[torch.Generator],
+    snr: float = 0.075,
+    corrector_steps: int = 1,
+) -> torch.Tensor:
     """The study's predictor-corrector: Langevin corrector(s) then a reverse-diffusion predictor per level.
 
     As score_sde's ``pc_sampler`` (corrector first, noise-free mean at the end), except that the

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-# s(x_t, sigma, y): noisy encoding (B, 2, H, W), noise level (B,), magnitude (B, 1, H, W) -> score (B, 2, H, W)
+# s(x_t, sigma, y): noisy encoding (B, 2, H, W), sigma (B,), magnitude (B, 1, H, W) -> score (B, 2, H, W)
 ScoreFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -38,8 +38,9 @@ class VESDE:
         return self.eps + (1 - self.eps) * torch.rand(batch, generator=generator, device=device)
 
 
-def dsm_loss(score_fn: ScoreFn, x0: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor,
-             noise: torch.Tensor) -> torch.Tensor:
+def dsm_loss(
+    score_fn: ScoreFn, x0: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor
+) -> torch.Tensor:
     """Per-slice denoising score matching loss mean ||sigma s(x0 + sigma z, sigma, y) + z||^2 (B,).
 
     Averaged over pixels and channels (not summed) so that it reads ~1 for a zero score at any size.

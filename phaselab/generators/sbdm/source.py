@@ -1,4 +1,4 @@
-"""The ``sbdm`` phase source: conditional score-based diffusion (VE-SDE + NCSN++) on the (cos, sin) encoding."""
+"""The ``sbdm`` phase source: conditional score-based diffusion (VE-SDE, NCSN++) on (cos, sin) of phase."""
 
 from __future__ import annotations
 
@@ -26,28 +26,47 @@ from phaselab.generators.trained import (
     phase_to_encoding,
 )
 
-_NET_KEYS = ("image_size", "nf", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout",
-             "fourier_scale", "progressive_input")  # fmt: skip
+_NET_KEYS = (
+    "image_size",
+    "nf",
+    "ch_mult",
+    "num_res_blocks",
+    "attn_resolutions",
+    "dropout",
+    "fourier_scale",
+    "progressive_input",
+)
 _SDE_KEYS = ("sigma_min", "sigma_max", "eps", "num_steps")
 
 # The study's settings; every key can be overridden, and the resolved dict is the source's config.
 DEFAULTS: dict[str, Any] = {
     **{k: PAPER_NET.as_dict()[k] for k in _NET_KEYS},
-    "sigma_min": 0.01, "sigma_max": 378.0, "eps": 1e-5, "num_steps": 1000,
+    "sigma_min": 0.01,
+    "sigma_max": 378.0,
+    "eps": 1e-5,
+    "num_steps": 1000,
     # "pc" with steps=None is the study's sampler (num_steps levels, 2 evaluations each); "heun"/"euler"
     # use a Karras schedule with `steps` levels (None: 40), to be validated against pc before use
-    "sampler": "pc", "steps": None, "snr": 0.075, "corrector_steps": 1, "rho": 7.0,
+    "sampler": "pc",
+    "steps": None,
+    "snr": 0.075,
+    "corrector_steps": 1,
+    "rho": 7.0,
     "sample_batch": 32,  # slices per sampler call
     "bf16": True,  # bf16 autocast of the network while sampling on CUDA
     "val_times": [0.1, 0.3, 0.5, 0.7, 0.9],  # fixed t values of the validation DSM loss
     "init_seed": 0,  # network initialization (and Fourier features) are a function of this seed
-}  # fmt: skip
+}
 
 # A tiny network for tests and CPU demos on 16x16 images (sigma_max ~ largest distance between examples).
 TINY_CONFIG: dict[str, Any] = {
-    "image_size": 16, "nf": 16, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [8],
+    "image_size": 16,
+    "nf": 16,
+    "ch_mult": [1, 2],
+    "num_res_blocks": 1,
+    "attn_resolutions": [8],
     "sigma_max": 25.0,
-}  # fmt: skip
+}
 
 DEFAULT_DETERMINISTIC_STEPS = 40
 
@@ -91,8 +110,13 @@ class SBDMPhaseSource(TrainedPhaseSource):
         return {"net": torch.optim.Adam(self.networks["net"].parameters(), lr=lr)}
 
     # training -----------------------------------------------------------------------------------
-    def training_step(self, batch: PhaseBatch, optimizers: dict[str, torch.optim.Optimizer],
-                      generator: torch.Generator, clip: float | None) -> dict[str, float]:
+    def training_step(
+        self,
+        batch: PhaseBatch,
+        optimizers: dict[str, torch.optim.Optimizer],
+        generator: torch.Generator,
+        clip: float | None,
+    ) -> dict[str, float]:
         x0, cond = self._inputs(batch)
         sigma = self.sde.sigma(self.sde.sample_times(x0.shape[0], generator, x0.device))
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
@@ -142,8 +166,9 @@ class SBDMPhaseSource(TrainedPhaseSource):
 
         return denoise
 
-    def sample(self, magnitude: torch.Tensor, *, seed: SliceSeed,
-               true_phase: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(
+        self, magnitude: torch.Tensor, *, seed: SliceSeed, true_phase: torch.Tensor | None = None
+    ) -> torch.Tensor:
         check_magnitude(magnitude)
         self._check_size(magnitude.shape[-2:])
         c = self.config
@@ -157,7 +182,8 @@ class SBDMPhaseSource(TrainedPhaseSource):
             gens = generators[start : start + int(c["sample_batch"])]
             x = initial_noise((2, *magnitude.shape[-2:]), float(sigmas[0]), gens, self.device)
             chunk = cond[start : start + len(gens)].to(self.device)
-            phases.append(encoding_to_phase(sampler(counter, x, sigmas, cond=chunk, generators=gens, **options)))
+            x = sampler(counter, x, sigmas, cond=chunk, generators=gens, **options)
+            phases.append(encoding_to_phase(x))
             self.last_evaluations = counter.evaluations
             counter.evaluations = 0
         return torch.cat(phases).to(magnitude.device)

@@ -1,0 +1,238 @@
+"""PhaseGen: complex layers against real-arithmetic oracles, the complex DDPM, training, sampling, saving."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from phaselab.generators import create_phase_source, load_phase_source
+from phaselab.generators.phasegen import PhaseGenPhaseSource, paper_train_config
+from phaselab.generators.phasegen.complex_layers import (
+    ComplexBatchNorm2d,
+    ComplexConv2d,
+    ComplexDropout,
+    ComplexLinear,
+    SplitPReLU,
+    spectral_pool,
+    spectral_resize,
+    to_complex,
+    to_split,
+)
+from phaselab.generators.phasegen.diffusion import CosineSchedule, eps_mse, q_sample, sampling_timesteps
+from phaselab.generators.phasegen.unet import ComplexUNet, count_parameters
+from phaselab.generators.training import GeneratorTrainConfig, PhasePairs, train_generator
+
+TINY = {"features": (4, 8), "blocks": 1, "time_dim": 16, "timesteps": 20}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny convolutions gain nothing from intra-op threads, and on a loaded 2-core box they stall
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _complex(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.complex(torch.randn(shape, generator=g), torch.randn(shape, generator=g))
+
+
+# ---- layers ---------------------------------------------------------------------------------------
+
+
+def test_complex_conv_is_the_real_arithmetic_formula():
+    torch.manual_seed(0)
+    conv = ComplexConv2d(3, 5, kernel_size=3, bias=True)
+    with torch.no_grad():
+        conv.bias.copy_(_complex(5, seed=3))
+    z = _complex(2, 3, 8, 8, seed=1)
+    a, b = conv.weight.real.detach(), conv.weight.imag.detach()
+    x, y = z.real, z.imag
+    expected = (
+        torch.complex(
+            F.conv2d(x, a, padding=1) - F.conv2d(y, b, padding=1),
+            F.conv2d(x, b, padding=1) + F.conv2d(y, a, padding=1),
+        )
+        + conv.bias.detach()[:, None, None]
+    )
+    got = to_complex(conv(to_split(z)))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # and torch's own complex convolution agrees
+    torch.testing.assert_close(got, F.conv2d(z, conv.weight, conv.bias, padding=1), rtol=1e-4, atol=1e-4)
+
+
+def test_complex_linear_and_split_prelu():
+    torch.manual_seed(0)
+    lin = ComplexLinear(4, 3)
+    v = _complex(2, 4)
+    torch.testing.assert_close(lin(v), v @ lin.weight.detach().T + lin.bias.detach())
+    act = SplitPReLU(2, init=0.1)
+    z = torch.complex(torch.tensor([-1.0, 2.0]), torch.tensor([3.0, -4.0])).reshape(1, 2, 1, 1)
+    out = to_complex(act(to_split(z))).flatten()
+    torch.testing.assert_close(out, torch.complex(torch.tensor([-0.1, 2.0]), torch.tensor([3.0, -0.4])))
+
+
+def test_complex_batch_norm_whitens_a_skewed_correlated_input():
+    g = torch.Generator().manual_seed(0)
+    u, v = torch.randn(64, 2, 8, 8, generator=g), torch.randn(64, 2, 8, 8, generator=g)
+    # per channel: mean (3 - 2i) / (-1 + 4i), re and im strongly correlated, very different scales
+    scale = torch.tensor([1.0, 10.0])[None, :, None, None]
+    re = scale * (3.0 * u) + torch.tensor([3.0, -1.0])[None, :, None, None]
+    im = scale * (2.0 * u + 0.3 * v) + torch.tensor([-2.0, 4.0])[None, :, None, None]
+    bn = ComplexBatchNorm2d(2)
+    out = to_complex(bn(to_split(torch.complex(re, im))))
+    for c in range(2):
+        o = out[:, c].flatten()
+        assert o.mean().abs() < 1e-4
+        cov = torch.cov(torch.stack([o.real, o.imag]), correction=0)
+        torch.testing.assert_close(cov, torch.eye(2), atol=2e-3, rtol=0)  # Var re = Var im = 1, uncorrelated
+    # the public code's x - mean/sqrt(var) does not whiten: the check above would fail for it
+    naive = torch.complex(re, im) - torch.complex(re, im).mean() / torch.complex(re, im).var().sqrt()
+    assert torch.cov(torch.stack([naive[:, 0].flatten().real, naive[:, 0].flatten().imag]))[0, 1].abs() > 1
+    # running statistics converge to the data's, so eval mode whitens the same distribution too
+    for _ in range(60):
+        bn(to_split(torch.complex(re, im)))
+    bn.eval()
+    o = to_complex(bn(to_split(torch.complex(re, im))))[:, 1].flatten()
+    cov = torch.cov(torch.stack([o.real, o.imag]), correction=0)
+    torch.testing.assert_close(cov, torch.eye(2), atol=2e-2, rtol=0)
+
+
+def test_complex_dropout_drops_real_and_imaginary_together():
+    drop = ComplexDropout(0.5).train()
+    drop.generator = torch.Generator().manual_seed(0)
+    z = torch.complex(torch.ones(2, 3, 8, 8), torch.ones(2, 3, 8, 8))
+    out = to_complex(drop(to_split(z)))
+    assert torch.equal(out.real == 0, out.imag == 0)
+    assert set(out.real.unique().tolist()) == {0.0, 2.0}
+    assert 0.3 < (out.real == 0).float().mean() < 0.7
+    assert torch.equal(drop.eval()(to_split(z)), to_split(z))
+
+
+def test_spectral_pooling_of_a_band_limited_image_is_exact():
+    n = 32
+    y, x = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    image = torch.zeros(n, n, dtype=torch.complex64)
+    g = torch.Generator().manual_seed(0)
+    for ky in range(-7, 8):  # all |k| < n/4: representable on the pooled 16 x 16 grid
+        for kx in (-7, -3, 0, 5, 7):
+            c = torch.complex(torch.randn((), generator=g), torch.randn((), generator=g))
+            image = image + c * torch.exp(2j * math.pi * (ky * y + kx * x) / n)
+    split = to_split(image[None, None])
+    pooled = to_complex(spectral_pool(split))[0, 0]
+    torch.testing.assert_close(pooled, image[::2, ::2], atol=2e-4, rtol=0)
+    # zero-padding the spectrum back interpolates it exactly
+    torch.testing.assert_close(
+        to_complex(spectral_resize(spectral_pool(split), (n, n)))[0, 0], image, atol=2e-4, rtol=0
+    )
+
+
+def test_paper_unet_parameter_count():
+    counts = count_parameters(ComplexUNet())
+    # 16.51M complex in convolutions (as the public network) + 0.77M in per-block time projections
+    assert counts["complex"] == 17_277_265
+    assert counts["real"] == 29_920  # batch-norm gammas and PReLU slopes
+
+
+# ---- diffusion ------------------------------------------------------------------------------------
+
+
+def test_cosine_schedule_and_forward_process():
+    sched = CosineSchedule(1000, 0.008)
+    abar = sched.alpha_bars
+    assert abar[0] > 0.9999 and abar[-1] < 1e-6 and bool((abar[1:] < abar[:-1]).all())
+    f = lambda t: math.cos((t / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    assert math.isclose(float(abar[499]), f(500) / f(0), rel_tol=1e-9)
+    z0, eps = _complex(3, 1, 4, 4, seed=1), _complex(3, 1, 4, 4, seed=2)
+    t = torch.tensor([0, 500, 999])
+    expected = (
+        abar[t].sqrt().float()[:, None, None, None] * z0
+        + (1 - abar[t]).sqrt().float()[:, None, None, None] * eps
+    )
+    torch.testing.assert_close(q_sample(z0, t, eps, sched), expected)
+    assert math.isclose(float(eps_mse(eps + 0.5, eps)), 0.25, rel_tol=1e-6)  # L2, not L1
+    assert sampling_timesteps(5) == [4, 3, 2, 1, 0]
+    assert sampling_timesteps(1000, 10)[0] == 999 and sampling_timesteps(1000, 10)[-1] == 0
+    assert len(sampling_timesteps(1000, 10)) == 10
+
+
+def test_defaults_follow_the_paper_not_the_public_code():
+    defaults = PhaseGenPhaseSource.__init__.__kwdefaults__
+    assert defaults["timesteps"] == 1000 and defaults["dropout"] == 0.2 and defaults["blocks"] == 3
+    tiny = PhaseGenPhaseSource(**TINY)
+    optimized = {
+        id(p) for group in tiny.configure_optimizers(1e-4)["unet"].param_groups for p in group["params"]
+    }
+    assert optimized == {id(p) for p in tiny.networks["unet"].parameters()}  # one U-Net, all of it
+    cfg = paper_train_config(num_train_slices=1280)
+    assert (cfg.steps, cfg.batch_size, cfg.lr, cfg.schedule, cfg.gamma) == (
+        2000,
+        128,
+        1e-4,
+        "exponential",
+        0.995,
+    )
+
+
+# ---- training and sampling ------------------------------------------------------------------------
+
+
+def _phantom_pairs():
+    from phaselab.data.phantoms import make_phantom_volume
+
+    vols = [make_phantom_volume("brain", 32, 6, 0, p) for p in range(4)]
+    magnitude = torch.cat([torch.from_numpy(v.magnitude) for v in vols])
+    phase = torch.cat([torch.from_numpy(v.phase) for v in vols])
+    return PhasePairs(magnitude[:18], phase[:18]), PhasePairs(magnitude[18:], phase[18:])
+
+
+@pytest.fixture(scope="module")
+def trained():
+    train, val = _phantom_pairs()
+    torch.manual_seed(0)
+    source = PhaseGenPhaseSource(**TINY, ema=True)
+    cfg = GeneratorTrainConfig(
+        steps=40, batch_size=6, lr=3e-3, eval_every=10, schedule="exponential", ema_decay=0.9, device="cpu"
+    )
+    result = train_generator(source, train, val, cfg)
+    return source, result, val
+
+
+def test_training_reduces_the_eps_loss_on_phantoms(trained):
+    source, result, _ = trained
+    losses = [h["val_loss"] for h in result.history]
+    assert len(losses) == 4
+    assert losses[-1] < 0.6 * losses[0], losses
+    assert source.ema_updates == 40
+
+
+def test_sampling_is_in_range_reproducible_and_batch_independent(trained):
+    source, _, val = trained
+    magnitude = val.magnitude[:3]
+    phase = source.sample(magnitude, seed=7)
+    assert phase.shape == magnitude.shape and phase.dtype == torch.float32
+    assert bool((phase > -math.pi).all() and (phase <= math.pi).all())
+    torch.testing.assert_close(source.sample(magnitude, seed=7), phase, rtol=0, atol=0)
+    torch.testing.assert_close(source.sample(magnitude[:1], seed=7), phase[:1], rtol=0, atol=1e-4)
+    # with per-slice seeds a slice's phase does not depend on where it sits in the batch
+    per_slice = source.sample(magnitude, seed=[11, 12, 13])
+    torch.testing.assert_close(source.sample(magnitude[2:], seed=[13]), per_slice[2:], rtol=0, atol=1e-4)
+    assert (source.sample(magnitude, seed=8) - phase).abs().mean() > 0.1
+    # the conditioning is normalized the same way as in training: the scanner's scale does not matter
+    torch.testing.assert_close(source.sample(5.0 * magnitude, seed=7), phase, rtol=0, atol=1e-4)
+    strided = source.sample(magnitude, seed=7, steps=5)
+    assert strided.shape == phase.shape and not torch.equal(strided, phase)
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    source, _, val = trained
+    path = source.save(tmp_path / "phasegen.pt")
+    loaded = load_phase_source(path)
+    assert isinstance(loaded, PhaseGenPhaseSource) and loaded.config == source.config
+    assert loaded.ema_updates == source.ema_updates
+    m = val.magnitude[:2]
+    torch.testing.assert_close(loaded.sample(m, seed=3), source.sample(m, seed=3), rtol=0, atol=0)
+    assert create_phase_source("phasegen", **TINY).config["timesteps"] == 20
