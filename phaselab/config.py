@@ -84,6 +84,16 @@ class SchedulerConfig:
 
 
 @dataclass
+class GeneratorConfig:
+    """How to obtain one learned phase source for the grid: train it here, or take a registered one."""
+
+    model: dict[str, Any] = field(default_factory=dict)  # the phase source's constructor keywords
+    train: dict[str, Any] = field(default_factory=dict)  # GeneratorTrainConfig fields
+    workers: int = 1  # Ray Train workers (DDP); GPUs when resources.gpus_per_trial > 0
+    registered: str | None = None  # "model-name" or "model-name/version" in the MLflow registry
+
+
+@dataclass
 class SweepConfig:
     name: str = "demo"
     output_dir: str = "phaselab_runs/demo"
@@ -96,6 +106,7 @@ class SweepConfig:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    generators: dict[str, GeneratorConfig] = field(default_factory=dict)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -161,6 +172,8 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return {str(k): _check_type(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, key)
     if annotation is bool:
         if isinstance(value, bool):
             return value

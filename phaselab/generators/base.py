@@ -96,6 +96,13 @@ def available_phase_sources() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def phase_source_class(name: str) -> type[PhaseSource]:
+    """The registered class (e.g. to ask ``requires_training`` without building networks)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown phase source {name!r}; known: {', '.join(available_phase_sources())}")
+    return _REGISTRY[name]
+
+
 def create_phase_source(name: str, **config: Any) -> PhaseSource:
     """Build a registered phase source from its name and config keywords."""
     if name not in _REGISTRY:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phaselab.config import SweepConfig, config_hash, dump_yaml, to_dict
+from phaselab.config import GeneratorConfig, SweepConfig, config_hash, dump_yaml, to_dict
 from phaselab.data.prepare import PreparedDataset, prepare_dataset
 from phaselab.orchestration.ray_runtime import init_ray
 from phaselab.orchestration.synthesis_job import run_synthesis
@@ -53,16 +53,50 @@ def grid_cells(config: SweepConfig) -> list[dict[str, Any]]:
     ]
 
 
-def _synthesize_all(config: SweepConfig, sources: list[str], prepared: PreparedDataset, cache: Path,
-                    log_fn) -> dict[str, dict]:
+def _generator_checkpoint(ctx_parts: dict, source: str, log_fn) -> str | None:
+    """Trained sources: take the registered model, or train one on genTrain/genVal (cached by key)."""
+    from phaselab.generators.base import phase_source_class
+    from phaselab.orchestration.generator_jobs import (
+        GeneratorJob,
+        download_registered_generator,
+        train_generator_tracked,
+    )
+
+    if not phase_source_class(source).requires_training:
+        return None
+    config, prepared, tracker = ctx_parts["config"], ctx_parts["prepared"], ctx_parts["tracker"]
+    gen = config.generators.get(source) or GeneratorConfig()
+    folder = Path(config.output_dir).resolve() / "cache" / "generators"
+    if gen.registered:
+        name, _, version = gen.registered.partition("/")
+        log_fn(f"generator {source}: using registered model {name} v{version or 'latest'}")
+        return str(download_registered_generator(tracker, name, version or None, dst=folder / "registered"))
+    job = GeneratorJob(
+        source, gen.model, {"device": "auto", **gen.train},
+        [str(p) for p in prepared.files("genTrain")], [str(p) for p in prepared.files("genVal")], "",
+    )
+    job = dataclasses.replace(job, output=str(folder / f"{source}-{job.key()}.pt"))
+    path, _ = train_generator_tracked(
+        job, tracker, ctx_parts["parent_id"], workers=gen.workers,
+        use_gpu=config.resources.gpus_per_trial > 0, storage_path=ctx_parts["storage"], log_fn=log_fn,
+    )
+    return str(path)
+
+
+def _synthesize_all(ctx_parts: dict, sources: list[str], log_fn) -> dict[str, dict]:
     """recTrain + recVal k-space for each phase source (the validation set is synthetic too, as it
     would be for a magnitude-only archive)."""
+    config, prepared = ctx_parts["config"], ctx_parts["prepared"]
+    cache = Path(config.output_dir).resolve() / "cache"
     shards: dict[str, dict[str, list[str]]] = {}
     use_gpu = config.resources.gpus_per_trial > 0
     splits = {split: [str(p) for p in prepared.files(split)] for split in ("recTrain", "recVal")}
     inputs = [p for files in splits.values() for p in files]
     for source in sources:
-        plan = plan_synthesis(source, {}, None, inputs, cache / "synthesis", SYNTHESIS_SEED, prepared.key)
+        checkpoint = _generator_checkpoint(ctx_parts, source, log_fn)
+        model_config = config.generators[source].model if source in config.generators else {}
+        plan = plan_synthesis(source, model_config if not checkpoint else {}, checkpoint, inputs,
+                              cache / "synthesis", SYNTHESIS_SEED, prepared.key)
         run_synthesis(plan, use_gpu=use_gpu, cpus_per_actor=config.resources.synthesis_cpus, log_fn=log_fn)
         shards[source] = {split: [str(plan.shard_path(p)) for p in files] for split, files in splits.items()}
     return shards
@@ -146,7 +180,10 @@ def open_sweep(config: SweepConfig, log_fn: Callable[[str], None], *, kind: str 
     init_ray(config, log_fn)
     prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)
     log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))
-    shards = _synthesize_all(config, sources or config.grid.sources, prepared, out / "cache", log_fn)
+    sweep_dir = out / "sweeps" / key
+    parts = {"config": config, "prepared": prepared, "tracker": tracker, "parent_id": parent_id,
+             "storage": config.storage_path or sweep_dir / "ray_results"}
+    shards = _synthesize_all(parts, sources or config.grid.sources, log_fn)
     return SweepContext(config, key, out / "sweeps" / key, tracker, uri, parent_id, resolved, prepared, shards)
 
 

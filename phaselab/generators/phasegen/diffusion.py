@@ -34,19 +34,31 @@ class CosineSchedule:
         return abar.sqrt(), (1 - abar).sqrt()
 
 
+def _phasor(uniform: torch.Tensor) -> torch.Tensor:
+    """exp(i theta) with theta = (2u - 1) pi ~ U(-pi, pi) for u ~ U(0, 1)."""
+    theta = (2 * uniform - 1) * math.pi
+    return torch.polar(torch.ones_like(theta), theta)
+
+
 def unit_phasor_noise(
     shape: Sequence[int], generator: torch.Generator, device: torch.device | str
 ) -> torch.Tensor:
-    """exp(i theta), theta ~ U(-pi, pi), drawn on ``generator``'s device and moved to ``device``."""
-    theta = (2 * torch.rand(tuple(shape), generator=generator, device=generator.device) - 1) * math.pi
-    return torch.polar(torch.ones_like(theta), theta).to(device)
+    """exp(i theta), theta ~ U(-pi, pi), drawn on ``generator``'s device and made on ``device``."""
+    return _phasor(torch.rand(tuple(shape), generator=generator, device=generator.device).to(device))
 
 
 def slice_noise(
     generators: Sequence[torch.Generator], shape: Sequence[int], device: torch.device | str
 ) -> torch.Tensor:
-    """(B, *shape) unit-phasor noise, slice i from ``generators[i]``: independent of batch composition."""
-    return torch.stack([unit_phasor_noise(shape, g, "cpu") for g in generators]).to(device)
+    """(B, *shape) unit-phasor noise, slice i from (CPU) ``generators[i]``: independent of batch composition.
+
+    Only the uniforms are drawn on the CPU; the phasor is formed on ``device``.
+    """
+    uniform = torch.stack([torch.rand(tuple(shape), generator=g) for g in generators])
+    if torch.device(device).type == "cuda":
+        # pinned + non_blocking: the copy does not wait for the network evaluation queued before it
+        return _phasor(uniform.pin_memory().to(device, non_blocking=True))
+    return _phasor(uniform.to(device))
 
 
 def q_sample(z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, schedule: CosineSchedule) -> torch.Tensor:
