@@ -3,10 +3,14 @@
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+
+# Tiny tensors: one thread avoids oversubscribing 2-core CI machines (Ray workers run beside the tests).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

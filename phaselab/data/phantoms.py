@@ -18,7 +18,10 @@ KINDS = ("knee", "brain")
 PHANTOM_VERSION = 1
 # std of the complex noise at 256 x 256 relative to the brightest tissue; coarser grids average more
 # signal per pixel, so their default noise is lower in proportion to the size
-NOISE_AT_256 = 0.02
+NOISE_AT_256 = 0.012
+# width (normalized units, the image spans 2) over which phase changes at tissue boundaries: ~1.5
+# pixels at 256 x 256, so phase gradients scale with the image size as measured on real data
+PHASE_EDGE = 0.012
 _KIND_CODE = {"knee": 1, "brain": 2}
 
 AIR, FAT, MUSCLE, BONE, MARROW, CARTILAGE, FLUID, LIGAMENT, CSF, GREY, WHITE, SINUS, VESSEL = range(13)
@@ -270,17 +273,20 @@ def _mix(per_tissue: np.ndarray, fractions: np.ndarray) -> np.ndarray:
     return np.einsum("t,thw->hw", per_tissue, fractions, optimize=False)
 
 
-def _dipole_field(chi: np.ndarray) -> np.ndarray:
-    """Field shift (ppm) of a susceptibility map (ppm), B0 along the rows (y), 2-D dipole kernel."""
+def _anatomy_phase(offset: np.ndarray, chi: np.ndarray, rad_per_ppm: float, edge: float) -> np.ndarray:
+    """Tissue offsets (rad) plus the dipole field of the susceptibility map chi (ppm), B0 along the
+    rows (y), both smoothed by a Gaussian of ``edge`` pixels (a fixed physical width)."""
     h, w = chi.shape
     # mirror padding keeps the FFT's periodic copies from touching the object
-    padded = np.pad(chi, ((h // 2, h // 2), (w // 2, w // 2)), mode="reflect")
-    ky = np.fft.fftfreq(padded.shape[0])[:, None]
-    kx = np.fft.fftfreq(padded.shape[1])[None, :]
+    pad = ((h // 2, h // 2), (w // 2, w // 2))
+    ky = np.fft.fftfreq(2 * (h // 2) + h)[:, None]
+    kx = np.fft.fftfreq(2 * (w // 2) + w)[None, :]
     k2 = kx**2 + ky**2
-    kernel = np.where(k2 > 0, 1 / 3 - ky**2 / np.where(k2 > 0, k2, 1), 0.0)
-    field = np.fft.ifft2(np.fft.fft2(padded) * kernel).real
-    return field[h // 2 : h // 2 + h, w // 2 : w // 2 + w]
+    dipole = np.where(k2 > 0, 1 / 3 - ky**2 / np.where(k2 > 0, k2, 1), 0.0)
+    spectrum = np.fft.fft2(np.pad(offset, pad, mode="reflect"))
+    spectrum += rad_per_ppm * dipole * np.fft.fft2(np.pad(chi, pad, mode="reflect"))
+    spectrum *= np.exp(-2 * math.pi**2 * edge**2 * k2)
+    return np.fft.ifft2(spectrum).real[h // 2 : h // 2 + h, w // 2 : w // 2 + w]
 
 
 def _smooth_phase(q: dict, f: _Frame, z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -315,23 +321,21 @@ def _render(
     fractions = canvas.f
 
     offsets = _OFFSET * np.where(_FATTY, phase["fat_shift"], phase["contrast"])
-    field = phase["rad_per_ppm"] * _dipole_field(_mix(_CHI, fractions))
-    smooth, shading = _smooth_phase(phase, f, z)
     micro = _texture(anatomy["micro"], f, z)
+    anatomy_phase = phase["micro"] * micro + _anatomy_phase(
+        _mix(offsets, fractions), _mix(_CHI, fractions), phase["rad_per_ppm"], PHASE_EDGE / f.px
+    )
+    smooth, shading = _smooth_phase(phase, f, z)
     texture = (1 + 0.05 * _texture(anatomy["texture"], f, z)) * (1 - 0.06 * micro)
-    # partial-volume pixels sum their tissues' complex signals (fat/water edges partly cancel)
-    weights = (anatomy["intensity"] * np.exp(1j * offsets))[:, None, None]
-    field = field + phase["micro"] * micro
-    clean = (weights * fractions).sum(0) * (texture * shading) * np.exp(1j * (smooth + field))
-    magnitude = np.abs(clean)
-    total_field = np.angle(np.exp(1j * (smooth + field)))
-    clean_phase = np.where(magnitude > 1e-4, np.angle(clean), total_field)
+    magnitude = _mix(anatomy["intensity"], fractions) * texture * shading
+    clean_phase = np.angle(np.exp(1j * (smooth + anatomy_phase)))
+    clean = magnitude * np.exp(1j * clean_phase)
     image = clean + noise * (noise_rng.normal(size=clean.shape) + 1j * noise_rng.normal(size=clean.shape))
     return PhantomSlice(
         image=image.astype(np.complex64),
         magnitude=magnitude.astype(np.float32),
         phase=clean_phase.astype(np.float32),
-        anatomy_phase=(_mix(offsets, fractions) + field).astype(np.float32),
+        anatomy_phase=anatomy_phase.astype(np.float32),
         labels=fractions.argmax(0).astype(np.uint8),
     )
 

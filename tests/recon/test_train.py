@@ -1,4 +1,4 @@
-"""VarNet training loop: it learns, reports resumable checkpoints, and is deterministic across resume and DDP."""
+"""VarNet training loop: it learns, reports resumable checkpoints, is deterministic across resume and DDP."""
 
 import os
 
@@ -39,9 +39,8 @@ def test_overfit_beats_zero_filled(overfit_run):
     zf_loss = float(SSIMLoss()(VarNet.image(masked), slices.target, data_range))
     with torch.no_grad():
         model_loss = float(SSIMLoss()(VarNet.image(run.model(masked, masks)), slices.target, data_range))
-    print(
-        f"\noverfit: {cfg.steps} steps in {overfit_run.seconds:.1f}s, SSIM loss {model_loss:.3f} vs zf {zf_loss:.3f}"
-    )
+    seconds = overfit_run.seconds
+    print(f"\noverfit: {cfg.steps} steps in {seconds:.1f}s, SSIM loss {model_loss:.3f} vs zf {zf_loss:.3f}")
     assert model_loss < 0.5 * zf_loss and zf_loss - model_loss > 0.15
     history = run.history
     assert [h["step"] for h in history] == [50.0, 100.0, 150.0, 200.0]
@@ -82,7 +81,8 @@ def test_reports_checkpoints_every_eval_and_at_the_end(tmp_path):
         assert torch.equal(checkpoint["model"][key], value.cpu())
     # reported checkpoints are snapshots, and torch.save / weights_only load handles them
     assert not torch.equal(
-        reports[0][1]["model"]["cascades.0.dc_weight"], checkpoint["model"]["cascades.0.dc_weight"]
+        reports[0][1]["model"]["cascades.0.regularizer.unet.head.bias"],
+        checkpoint["model"]["cascades.0.regularizer.unet.head.bias"],
     )
     torch.save(checkpoint, tmp_path / "ck.pt")
     assert torch.load(tmp_path / "ck.pt", weights_only=True)["step"] == 10
@@ -102,7 +102,8 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path):
     # a different seed really changes the run (so the equality above is not vacuous)
     other = train_varnet(train, val, TINY, _quick_cfg(steps=4, seed=1))
     assert not torch.equal(
-        other.model.state_dict()["cascades.0.dc_weight"], halfway["model"]["cascades.0.dc_weight"]
+        other.model.state_dict()["cascades.0.regularizer.unet.head.bias"],
+        halfway["model"]["cascades.0.regularizer.unet.head.bias"],
     )
 
 
