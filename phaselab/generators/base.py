@@ -105,9 +105,7 @@ def phase_source_class(name: str) -> type[PhaseSource]:
 
 def create_phase_source(name: str, **config: Any) -> PhaseSource:
     """Build a registered phase source from its name and config keywords."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown phase source {name!r}; known: {', '.join(available_phase_sources())}")
-    return _REGISTRY[name](**config)
+    return phase_source_class(name)(**config)
 
 
 def load_phase_source(path: str | Path) -> PhaseSource:

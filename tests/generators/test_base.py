@@ -32,6 +32,13 @@ def test_unknown_name_lists_the_known_ones():
         create_phase_source("nope")
 
 
+def test_phase_source_class_answers_without_building():
+    assert generators.phase_source_class("smooth") is type(create_phase_source("smooth"))
+    assert not generators.phase_source_class("gt").requires_training
+    with pytest.raises(ValueError, match="unknown phase source 'nope'"):
+        generators.phase_source_class("nope")
+
+
 def test_config_keywords_are_checked_and_kept():
     source = create_phase_source("iid_gaussian", sigma=0.5)
     assert source.config == {"sigma": 0.5} and not source.requires_training

@@ -51,7 +51,9 @@ def overfit_run():
     magnitude, phase = ellipse_images(6, 32, seed=0)
     slices = slices_from_images(magnitude, phase)
     model_cfg = VarNetConfig(cascades=2, chans=8, pools=2)
-    train_cfg = TrainConfig(lr=2e-3, batch_size=4, steps=200, eval_every=50, acceleration=4, num_acs=4)
+    train_cfg = TrainConfig(
+        lr=2e-3, batch_size=4, steps=200, eval_every=50, acceleration=4, num_acs=4, num_threads=1
+    )
     start = time.perf_counter()
     result = train_varnet(slices, slices, model_cfg, train_cfg)
     return SimpleNamespace(
