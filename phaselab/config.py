@@ -68,6 +68,11 @@ class ResourcesConfig:
     max_concurrent_trials: int | None = None
     torch_threads: int = 1  # intra-op threads per trial
     synthesis_cpus: float = 0.5  # per Ray Data actor
+    synthesis_actors: int = 1  # Ray Data actors synthesizing in parallel (one per GPU on a cluster)
+    # Extra Ray resources per trial / per synthesis actor, e.g. {"fake_gpu": 1}, or a node type's label
+    # resource to pin work to it; they must exist on some node (ray start --resources=...).
+    custom: dict[str, float] = field(default_factory=dict)
+    synthesis_custom: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -307,6 +312,11 @@ def validate(config: SweepConfig) -> None:
     need(r.cpus_per_trial > 0, "resources.cpus_per_trial", "must be > 0")
     need(r.gpus_per_trial >= 0, "resources.gpus_per_trial", "must be >= 0")
     need(r.workers_per_trial >= 1, "resources.workers_per_trial", "must be >= 1")
+    need(r.synthesis_actors >= 1, "resources.synthesis_actors", "must be >= 1")
+    for key, extra in (("resources.custom", r.custom), ("resources.synthesis_custom", r.synthesis_custom)):
+        builtin = sorted(k for k in extra if k.lower() in ("cpu", "gpu", "memory"))
+        need(not builtin, key, f"{builtin} are set by cpus_per_trial/gpus_per_trial, not here")
+        need(all(v >= 0 for v in extra.values()), key, "amounts must be >= 0")
     need(
         config.varnet.cascades >= 1 and config.varnet.pools >= 1, "varnet", "cascades and pools must be >= 1"
     )

@@ -20,8 +20,11 @@ if ! python -c "import torch" 2>/dev/null; then
         pip install -q "torch==${torch_version}"
     else
         echo "phaselab: no GPU found, installing the CPU build of PyTorch ${torch_version}"
-        pip install -q "torch==${torch_version}" \
-            --index-url "${PHASELAB_TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
+        # Fail fast if the CPU index is unreachable (offline mirrors): then take what pip's own
+        # configuration offers for that version (a local CPU wheel, on such machines).
+        pip install -q --retries 0 --timeout 15 "torch==${torch_version}" \
+            --index-url "${PHASELAB_TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}" 2>/dev/null \
+            || pip install -q "torch==${torch_version}"
     fi
 fi
 pip install -q -e ".[test]"

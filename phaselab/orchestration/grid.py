@@ -8,7 +8,6 @@ checkpoint and reuses every cached dataset.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 from collections.abc import Callable
@@ -16,15 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phaselab.config import GeneratorConfig, SweepConfig, config_hash, dump_yaml, to_dict
-from phaselab.data.prepare import PreparedDataset, prepare_dataset
-from phaselab.orchestration.ray_runtime import init_ray
-from phaselab.orchestration.synthesis_job import run_synthesis
-from phaselab.orchestration.trial import TrialSpec, cell_name, read_result, save_spec
-from phaselab.synthesis import plan_synthesis
-from phaselab.tracking import Tracker, default_tracking_uri
-
-SYNTHESIS_SEED = 0
+from phaselab.config import SweepConfig
+from phaselab.orchestration.sweep import open_sweep, trial_spec
+from phaselab.orchestration.trial import cell_name, read_result, save_spec
+from phaselab.tracking import Tracker
 
 
 @dataclass
@@ -39,67 +33,12 @@ class GridResult:
     trial_seconds: float  # sum of the trials' own training time
 
 
-def sweep_key(config: SweepConfig) -> str:
-    """What determines the results: data, model, training and grid (not resources or addresses)."""
-    keep = {k: v for k, v in to_dict(config).items() if k in ("data", "varnet", "train", "grid", "scheduler")}
-    return config_hash(keep)
-
-
 def grid_cells(config: SweepConfig) -> list[dict[str, Any]]:
     g = config.grid
     return [
         {"source": s, "acceleration": r, "num_acs": n, "seed": seed}
         for s, r, n, seed in itertools.product(g.sources, g.accelerations, g.num_acs, g.seeds)
     ]
-
-
-def _generator_checkpoint(ctx_parts: dict, source: str, log_fn) -> str | None:
-    """Trained sources: take the registered model, or train one on genTrain/genVal (cached by key)."""
-    from phaselab.generators.base import phase_source_class
-    from phaselab.orchestration.generator_jobs import (
-        GeneratorJob,
-        download_registered_generator,
-        train_generator_tracked,
-    )
-
-    if not phase_source_class(source).requires_training:
-        return None
-    config, prepared, tracker = ctx_parts["config"], ctx_parts["prepared"], ctx_parts["tracker"]
-    gen = config.generators.get(source) or GeneratorConfig()
-    folder = Path(config.output_dir).resolve() / "cache" / "generators"
-    if gen.registered:
-        name, _, version = gen.registered.partition("/")
-        log_fn(f"generator {source}: using registered model {name} v{version or 'latest'}")
-        return str(download_registered_generator(tracker, name, version or None, dst=folder / "registered"))
-    job = GeneratorJob(
-        source, gen.model, {"device": "auto", **gen.train},
-        [str(p) for p in prepared.files("genTrain")], [str(p) for p in prepared.files("genVal")], "",
-    )
-    job = dataclasses.replace(job, output=str(folder / f"{source}-{job.key()}.pt"))
-    path, _ = train_generator_tracked(
-        job, tracker, ctx_parts["parent_id"], workers=gen.workers,
-        use_gpu=config.resources.gpus_per_trial > 0, storage_path=ctx_parts["storage"], log_fn=log_fn,
-    )
-    return str(path)
-
-
-def _synthesize_all(ctx_parts: dict, sources: list[str], log_fn) -> dict[str, dict]:
-    """recTrain + recVal k-space for each phase source (the validation set is synthetic too, as it
-    would be for a magnitude-only archive)."""
-    config, prepared = ctx_parts["config"], ctx_parts["prepared"]
-    cache = Path(config.output_dir).resolve() / "cache"
-    shards: dict[str, dict[str, list[str]]] = {}
-    use_gpu = config.resources.gpus_per_trial > 0
-    splits = {split: [str(p) for p in prepared.files(split)] for split in ("recTrain", "recVal")}
-    inputs = [p for files in splits.values() for p in files]
-    for source in sources:
-        checkpoint = _generator_checkpoint(ctx_parts, source, log_fn)
-        model_config = config.generators[source].model if source in config.generators else {}
-        plan = plan_synthesis(source, model_config if not checkpoint else {}, checkpoint, inputs,
-                              cache / "synthesis", SYNTHESIS_SEED, prepared.key)
-        run_synthesis(plan, use_gpu=use_gpu, cpus_per_actor=config.resources.synthesis_cpus, log_fn=log_fn)
-        shards[source] = {split: [str(plan.shard_path(p)) for p in files] for split, files in splits.items()}
-    return shards
 
 
 def _finish_stale_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[str, Path]) -> None:
@@ -145,65 +84,6 @@ def _run_tune(config: SweepConfig, pending: list[dict[str, Any]], storage: Path 
     tuner.fit()
 
 
-@dataclass
-class SweepContext:
-    """What every sweep script sets up before its trials: tracking, Ray, data, synthesized k-space."""
-
-    config: SweepConfig
-    key: str
-    sweep_dir: Path
-    tracker: Tracker
-    tracking_uri: str
-    parent_id: str
-    resolved: str  # the resolved config as YAML
-    prepared: PreparedDataset
-    shards: dict[str, dict[str, list[str]]]  # source -> recTrain/recVal -> shard paths
-
-
-def open_sweep(config: SweepConfig, log_fn: Callable[[str], None], *, kind: str = "grid",
-               sources: list[str] | None = None, key_extra: dict | None = None) -> SweepContext:
-    """Find or create the parent run, start Ray, prepare and split the data, synthesize per source."""
-    out = Path(config.output_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    key = sweep_key(config) if key_extra is None else config_hash({"sweep": sweep_key(config), **key_extra})
-    uri = config.tracking.uri or default_tracking_uri(out)
-    tracker = Tracker(uri, config.tracking.experiment, artifact_root=out / "mlartifacts")
-    parent_id, resumed = tracker.parent_run(key, f"{config.name}-{kind}", tags={"phaselab.preset": config.name,
-                                                                               "phaselab.kind": kind})
-    log_fn(f"{'resuming' if resumed else 'starting'} {kind} {config.name} ({key}); MLflow run {parent_id}")
-    resolved = dump_yaml(config)
-    tracker.log_text(parent_id, resolved, "config.yaml")
-    flat = {f"{section}.{k}": v for section, values in to_dict(config).items() if isinstance(values, dict)
-            for k, v in values.items()}
-    tracker.log_params(parent_id, {**flat, **{f"search.{k}": v for k, v in (key_extra or {}).items()}})
-
-    init_ray(config, log_fn)
-    prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)
-    log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))
-    sweep_dir = out / "sweeps" / key
-    parts = {"config": config, "prepared": prepared, "tracker": tracker, "parent_id": parent_id,
-             "storage": config.storage_path or sweep_dir / "ray_results"}
-    shards = _synthesize_all(parts, sources or config.grid.sources, log_fn)
-    return SweepContext(config, key, out / "sweeps" / key, tracker, uri, parent_id, resolved, prepared, shards)
-
-
-def trial_spec(ctx: SweepContext, cell: dict[str, Any], trial_dir: Path, *, with_test: bool = True,
-               varnet: dict | None = None, train: dict | None = None) -> TrialSpec:
-    config = ctx.config
-    return TrialSpec(
-        cell=cell, trial_key=config_hash({"sweep": ctx.key, "cell": cell}), trial_dir=str(trial_dir),
-        train_shards=ctx.shards[cell["source"]]["recTrain"], val_shards=ctx.shards[cell["source"]]["recVal"],
-        test_files=[str(p) for p in ctx.prepared.files("recTest")] if with_test else [],
-        varnet=varnet or dataclasses.asdict(config.varnet), train=train or dataclasses.asdict(config.train),
-        tracking_uri=ctx.tracking_uri, experiment=config.tracking.experiment, parent_run_id=ctx.parent_id,
-        resolved_config=ctx.resolved, torch_threads=config.resources.torch_threads,
-    )
-
-
-def ray_storage(ctx: SweepContext) -> Path | str:
-    return ctx.config.storage_path or ctx.sweep_dir / "ray_results"
-
-
 def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = None) -> GridResult:
     """Run (or resume) the recon grid of ``config``; returns the finished trials' rows.
 
@@ -226,7 +106,7 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
     ]
     log_fn(f"grid: {len(specs)} trials, {len(specs) - len(pending)} already finished, {len(pending)} to run")
     if pending:
-        storage = ray_storage(ctx)
+        storage = ctx.storage
         attempt = len(list(Path(storage).glob("grid-*"))) if Path(storage).exists() else 0
         _run_tune(config, pending, storage, f"grid-{attempt:03d}", progress_fn)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from phaselab.config import SweepConfig, config_hash
-from phaselab.orchestration.grid import open_sweep, ray_storage, trial_spec
+from phaselab.orchestration.sweep import open_sweep, trial_spec
 from phaselab.orchestration.trial import load_spec, run_trial, save_spec
 
 
@@ -76,7 +76,7 @@ def run_varnet_search(config: SweepConfig, *, source: str, acceleration: int, nu
     base = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / "base", with_test=False)
     base_path = save_spec(base)
 
-    storage = ray_storage(ctx)
+    storage = ctx.storage
     experiment = Path(storage) / "search"
     res = config.resources
     trainable = tune.with_resources(search_trial, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from phaselab.config import load_config
-from phaselab.orchestration.grid import grid_cells, run_recon_grid, sweep_key
+from phaselab.orchestration.grid import grid_cells, run_recon_grid
+from phaselab.orchestration.sweep import sweep_key
 from phaselab.tracking import Tracker
 
 pytestmark = pytest.mark.ray
