@@ -5,6 +5,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from phaselab.synthesize_cli import add_synthesize_commands
+
 
 def _data_check(args: argparse.Namespace) -> int:
     from phaselab.data.check import check_directory
@@ -71,7 +73,10 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
 
 
 # Each entry adds one command group; later groups (sweeps, generators, ...) register here.
-COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [add_data_commands]
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_data_commands,
+    add_synthesize_commands,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,12 +7,13 @@ runs it already made by their tags instead of logging them twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ SWEEP_KEY = "phaselab.sweep_key"
 TRIAL_KEY = "phaselab.trial_key"
 ROLE = "phaselab.role"
 PARENT = "mlflow.parentRunId"
+ERROR = "phaselab.error"  # why a run ended FAILED/KILLED; removed when the run is resumed
 
 
 def default_tracking_uri(output_dir: str | Path) -> str:
@@ -66,7 +68,9 @@ class Tracker:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
             return found.experiment_id
-        location = Path(artifact_root).resolve().as_uri() if artifact_root else None
+        # A tracking server stores artifacts where it was told (--artifacts-destination), via its proxy.
+        served = self.uri.startswith(("http://", "https://"))
+        location = Path(artifact_root).resolve().as_uri() if artifact_root and not served else None
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except MlflowException:  # created concurrently by another process
@@ -84,7 +88,7 @@ class Tracker:
         existing = self.find_runs({SWEEP_KEY: sweep_key, ROLE: "parent"})
         if existing:
             run_id = existing[0].info.run_id
-            with_retries(lambda: self.client.update_run(run_id, status="RUNNING"))
+            self.reopen_run(run_id)
             return run_id, True
         all_tags = {SWEEP_KEY: sweep_key, ROLE: "parent", **(tags or {})}
         run = with_retries(lambda: self.client.create_run(self.experiment_id, tags=all_tags, run_name=name))
@@ -107,6 +111,31 @@ class Tracker:
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         with_retries(lambda: self.client.set_terminated(run_id, status=status))
+
+    def reopen_run(self, run_id: str) -> None:
+        """A resumed run (retried trial, rerun sweep) is RUNNING again, whatever its last status."""
+        if ERROR in with_retries(lambda: self.client.get_run(run_id)).data.tags:
+            with_retries(lambda: self.client.delete_tag(run_id, ERROR))
+        with_retries(lambda: self.client.update_run(run_id, status="RUNNING"))
+
+    def mark_failed(self, run_id: str, err: BaseException) -> None:
+        """End a run whose code raised: KILLED for Ctrl-C/SystemExit, else FAILED; the error as a tag.
+        Never raises, so a tracking error cannot hide the original one."""
+        status = "KILLED" if isinstance(err, KeyboardInterrupt | SystemExit) else "FAILED"
+        try:
+            self.set_tags(run_id, {ERROR: f"{type(err).__name__}: {err}"[:1000]})
+            self.end_run(run_id, status)
+        except Exception:
+            log.warning("could not mark MLflow run %s %s", run_id, status, exc_info=True)
+
+    @contextlib.contextmanager
+    def closed_on_error(self, run_id: str) -> Iterator[None]:
+        """Leave no run RUNNING when the code logging to it raises or is interrupted."""
+        try:
+            yield
+        except BaseException as err:
+            self.mark_failed(run_id, err)
+            raise
 
     def delete_run(self, run_id: str) -> None:
         with_retries(lambda: self.client.delete_run(run_id))

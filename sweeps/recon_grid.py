@@ -7,6 +7,7 @@
 
 import sys
 
+from phaselab.data.errors import DataError
 from phaselab.orchestration.grid import grid_cells, run_recon_grid
 from phaselab.orchestration.report import aggregate, format_grid
 from phaselab.sweep_cli import load_or_exit, mlflow_ui_hint, print_dry_run, sweep_parser
@@ -18,7 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print_dry_run(config, grid_cells(config))
         return 0
-    result = run_recon_grid(config)
+    try:
+        result = run_recon_grid(config)
+    except DataError as err:  # bad input: say which file and what is wrong, without a traceback
+        print(f"data error: {err}", file=sys.stderr)
+        if not config.data.skip_bad_files:
+            print("(pass --skip-bad-files to run on the remaining files)", file=sys.stderr)
+        return 2
     table = aggregate(result.rows)
     print()
     print(format_grid(table, "ssim"))

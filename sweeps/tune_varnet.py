@@ -7,7 +7,7 @@
 import sys
 
 from phaselab.orchestration.varnet_search import run_varnet_search
-from phaselab.sweep_cli import load_or_exit, mlflow_ui_hint, print_dry_run, sweep_parser
+from phaselab.sweep_cli import load_or_exit, print_dry_run, sweep_parser
 
 
 def main(argv: list[str] | None = None) -> int:

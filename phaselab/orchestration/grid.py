@@ -48,6 +48,15 @@ def _finish_stale_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[str, P
             tracker.end_run(run.info.run_id, "FINISHED")
 
 
+def _close_unfinished_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[str, Path]) -> None:
+    """A trial whose worker died (OOM, lost node) could not close its run: mark it FAILED; a rerun of
+    the sweep resumes the trial and reopens the run."""
+    for key, run in tracker.child_runs(parent_id).items():
+        if key in trial_dirs and run.info.status == "RUNNING" and read_result(trial_dirs[key]) is None:
+            lost = RuntimeError("trial did not finish; rerun the sweep to resume it")
+            tracker.mark_failed(run.info.run_id, lost)
+
+
 def _run_tune(config: SweepConfig, pending: list[dict[str, Any]], storage: Path | str, name: str, log_fn) -> None:
     from ray import tune
 
@@ -57,11 +66,13 @@ def _run_tune(config: SweepConfig, pending: list[dict[str, Any]], storage: Path 
     res = config.resources
     if res.workers_per_trial > 1:
         per_worker = {"cpus_per_worker": res.cpus_per_trial, "gpus_per_worker": res.gpus_per_trial,
-                      "workers": res.workers_per_trial, "storage_path": str(storage)}
+                      "custom_per_worker": dict(res.custom), "workers": res.workers_per_trial,
+                      "storage_path": str(storage)}
         pending = [{**cell, **per_worker} for cell in pending]
         trainable = tune.with_resources(tune_trial_distributed, {"cpu": 0.1})
     else:
-        resources = {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
+        # Keys other than cpu/gpu are custom Ray resources (e.g. {"fake_gpu": 1}) in the trial's bundle.
+        resources = {**res.custom, "cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
         trainable = tune.with_resources(tune_trial, resources)
     scheduler = None
     if config.scheduler.asha:
@@ -95,29 +106,33 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
     start = time.perf_counter()
     progress_fn, log_fn = log_fn, log_fn or say
     ctx = open_sweep(config, log_fn)
-    specs = {}
-    for cell in grid_cells(config):
-        spec = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / cell_name(cell))
-        specs[spec.trial_key] = spec
-    _finish_stale_runs(ctx.tracker, ctx.parent_id, {k: Path(s.trial_dir) for k, s in specs.items()})
-    pending = [
-        {**s.cell, "trial_key": k, "spec_path": str(save_spec(s))}
-        for k, s in specs.items() if read_result(s.trial_dir) is None
-    ]
-    log_fn(f"grid: {len(specs)} trials, {len(specs) - len(pending)} already finished, {len(pending)} to run")
-    if pending:
-        storage = ctx.storage
-        attempt = len(list(Path(storage).glob("grid-*"))) if Path(storage).exists() else 0
-        _run_tune(config, pending, storage, f"grid-{attempt:03d}", progress_fn)
-
-    rows = [r for s in specs.values() if (r := read_result(s.trial_dir)) is not None]
-    missing = len(specs) - len(rows)
-    seconds = time.perf_counter() - start
-    trial_seconds = sum(float(r.get("train_seconds", 0.0)) for r in rows)
     tracker = ctx.tracker
-    log_grid_to_parent(tracker, ctx.parent_id, rows, config)
-    tracker.log_metrics(ctx.parent_id, {"trials_finished": len(rows), "trials_failed": missing,
-                                        "sweep_seconds": seconds, "trial_seconds": trial_seconds}, step=0)
+    with tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: the parent run FAILED/KILLED
+        specs = {}
+        for cell in grid_cells(config):
+            spec = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / cell_name(cell))
+            specs[spec.trial_key] = spec
+        trial_dirs = {k: Path(s.trial_dir) for k, s in specs.items()}
+        _finish_stale_runs(tracker, ctx.parent_id, trial_dirs)
+        pending = [
+            {**s.cell, "trial_key": k, "spec_path": str(save_spec(s))}
+            for k, s in specs.items() if read_result(s.trial_dir) is None
+        ]
+        done = len(specs) - len(pending)
+        log_fn(f"grid: {len(specs)} trials, {done} already finished, {len(pending)} to run")
+        if pending:
+            storage = ctx.storage
+            attempt = len(list(Path(storage).glob("grid-*"))) if Path(storage).exists() else 0
+            _run_tune(config, pending, storage, f"grid-{attempt:03d}", progress_fn)
+            _close_unfinished_runs(tracker, ctx.parent_id, trial_dirs)
+
+        rows = [r for s in specs.values() if (r := read_result(s.trial_dir)) is not None]
+        missing = len(specs) - len(rows)
+        seconds = time.perf_counter() - start
+        trial_seconds = sum(float(r.get("train_seconds", 0.0)) for r in rows)
+        log_grid_to_parent(tracker, ctx.parent_id, rows, config)
+        tracker.log_metrics(ctx.parent_id, {"trials_finished": len(rows), "trials_failed": missing,
+                                            "sweep_seconds": seconds, "trial_seconds": trial_seconds}, step=0)
     tracker.end_run(ctx.parent_id, "FINISHED" if missing == 0 else "FAILED")
     if missing:
         log_fn(f"{missing} trial(s) did not finish; rerun the same command to retry them")

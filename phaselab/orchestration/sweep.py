@@ -64,18 +64,19 @@ def open_sweep(config: SweepConfig, log_fn: Callable[[str], None], *, kind: str 
     tags = {"phaselab.preset": config.name, "phaselab.kind": kind}
     parent_id, resumed = tracker.parent_run(key, f"{config.name}-{kind}", tags=tags)
     log_fn(f"{'resuming' if resumed else 'starting'} {kind} {config.name} ({key}); MLflow run {parent_id}")
-    resolved = dump_yaml(config)
-    tracker.log_text(parent_id, resolved, "config.yaml")
-    flat = {f"{section}.{k}": v for section, values in to_dict(config).items() if isinstance(values, dict)
-            for k, v in values.items()}
-    tracker.log_params(parent_id, {**flat, **{f"search.{k}": v for k, v in (key_extra or {}).items()}})
+    with tracker.closed_on_error(parent_id):  # bad data, Ctrl-C...: the parent run is not left RUNNING
+        resolved = dump_yaml(config)
+        tracker.log_text(parent_id, resolved, "config.yaml")
+        flat = {f"{section}.{k}": v for section, values in to_dict(config).items() if isinstance(values, dict)
+                for k, v in values.items()}
+        tracker.log_params(parent_id, {**flat, **{f"search.{k}": v for k, v in (key_extra or {}).items()}})
 
-    init_ray(config, log_fn)
-    prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)
-    log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))
-    ctx = SweepContext(config, key, out / "sweeps" / key, tracker, uri, parent_id, resolved, prepared)
-    if synthesize:
-        ctx.shards = synthesize_sources(ctx, sources or config.grid.sources, log_fn)
+        prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)  # bad input fails before Ray
+        log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))
+        init_ray(config, log_fn)
+        ctx = SweepContext(config, key, out / "sweeps" / key, tracker, uri, parent_id, resolved, prepared)
+        if synthesize:
+            ctx.shards = synthesize_sources(ctx, sources or config.grid.sources, log_fn)
     return ctx
 
 
@@ -123,7 +124,9 @@ def synthesize_sources(ctx: SweepContext, sources: list[str], log_fn) -> dict[st
         model_config = config.generators[source].model if source in config.generators else {}
         plan = plan_synthesis(source, {} if checkpoint else model_config, checkpoint, inputs,
                               ctx.cache / "synthesis", SYNTHESIS_SEED, prepared.key)
-        run_synthesis(plan, use_gpu=use_gpu, cpus_per_actor=config.resources.synthesis_cpus, log_fn=log_fn)
+        res = config.resources
+        run_synthesis(plan, use_gpu=use_gpu, num_actors=res.synthesis_actors,
+                      cpus_per_actor=res.synthesis_cpus, resources=res.synthesis_custom, log_fn=log_fn)
         shards[source] = {split: [str(plan.shard_path(p)) for p in files] for split, files in splits.items()}
     return shards
 

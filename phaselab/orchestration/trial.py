@@ -12,6 +12,8 @@ import dataclasses
 import functools
 import json
 import os
+import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -92,10 +94,37 @@ def _is_rank_zero() -> bool:
     return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
 
 
+def _where() -> dict[str, str]:
+    """The host (and Ray node) running this trial, recorded so a multi-node sweep shows where it ran."""
+    where = {"hostname": socket.gethostname()}
+    ray = sys.modules.get("ray")  # imported in Ray workers; an in-process trial has no node
+    if ray is not None and ray.is_initialized():
+        where["node_id"] = ray.get_runtime_context().get_node_id()
+    return where
+
+
 def run_trial(
     spec: TrialSpec, tune_report: Callable[[dict[str, float]], None] | None = None
 ) -> dict[str, Any]:
-    """Train, test and log one grid cell; resumes from ``checkpoint.pt`` and skips a finished trial."""
+    """Train, test and log one grid cell; resumes from ``checkpoint.pt`` and skips a finished trial.
+
+    A trial that raises leaves its MLflow run FAILED (KILLED on Ctrl-C) with the error as a tag; a
+    retry resumes the same run from the checkpoint. Tune stopping it (SystemExit) leaves it to the caller.
+    """
+    opened: dict[str, Any] = {}
+    try:
+        return _run_trial(spec, tune_report, opened)
+    except SystemExit:
+        raise
+    except BaseException as err:
+        if opened:
+            opened["tracker"].mark_failed(opened["run_id"], err)
+        raise
+
+
+def _run_trial(
+    spec: TrialSpec, tune_report: Callable[[dict[str, float]], None] | None, opened: dict[str, Any]
+) -> dict[str, Any]:
     from phaselab.tracking import Tracker
 
     trial_dir = Path(spec.trial_dir)
@@ -110,10 +139,12 @@ def run_trial(
 
     tracker = run_id = None
     last_step = -1
+    where = _where()
     if rank_zero:
         tracker = Tracker(spec.tracking_uri, spec.experiment)
         if saved is not None:
             run_id = saved["run_id"]
+            tracker.reopen_run(run_id)  # a retried trial's run was marked FAILED
             last_step = tracker.last_logged_step(run_id)
         else:  # a run left by an attempt that died before its first checkpoint holds nothing to keep
             stale = tracker.find_runs(
@@ -123,6 +154,8 @@ def run_trial(
                 tracker.delete_run(run.info.run_id)
             tags = {f"phaselab.{k}": v for k, v in spec.cell.items()}
             run_id = tracker.start_child(spec.parent_run_id, spec.trial_key, cell_name(spec.cell), tags)
+        opened.update(tracker=tracker, run_id=run_id)
+        tracker.set_tags(run_id, {f"phaselab.{k}": v for k, v in where.items()})
         tracker.log_params(
             run_id,
             {
@@ -181,6 +214,7 @@ def run_trial(
         "cell": cell,
         "trial_key": spec.trial_key,
         "run_id": run_id,
+        **where,
         **summary,
         "best_val_ssim": result.best_val_ssim,
     }
@@ -238,6 +272,7 @@ def tune_trial_distributed(config: dict[str, Any]) -> None:
             num_workers=cell["workers"],
             use_gpu=use_gpu,
             resources_per_worker={
+                **cell.get("custom_per_worker", {}),
                 "CPU": cell["cpus_per_worker"],
                 **({"GPU": cell["gpus_per_worker"]} if use_gpu else {}),
             },

@@ -73,46 +73,49 @@ def run_varnet_search(config: SweepConfig, *, source: str, acceleration: int, nu
     cell = {"source": source, "acceleration": acceleration, "num_acs": num_acs, "seed": 0}
     search = {"cell": cell, "num_samples": num_samples, "space": dataclasses.asdict(space)}
     ctx = open_sweep(config, log_fn, kind="varnet-search", sources=[source], key_extra=search)
-    base = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / "base", with_test=False)
-    base_path = save_spec(base)
+    with ctx.tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: the parent run FAILED/KILLED
+        base = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / "base", with_test=False)
+        base_path = save_spec(base)
 
-    storage = ctx.storage
-    experiment = Path(storage) / "search"
-    res = config.resources
-    trainable = tune.with_resources(search_trial, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
-    if tune.Tuner.can_restore(experiment):  # the driver died: rerunning the command continues the search
-        log_fn(f"restoring the search from {experiment}")
-        tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
-    else:
-        steps = config.train.steps // config.train.eval_every
-        tuner = tune.Tuner(
-            trainable,
-            param_space={**space.to_tune(), "base_spec_path": str(base_path)},
-            tune_config=tune.TuneConfig(
-                metric="val_ssim", mode="max", num_samples=num_samples,
-                search_alg=OptunaSearch(seed=0),
-                scheduler=tune.schedulers.ASHAScheduler(
-                    time_attr="training_iteration", max_t=steps + 1,
-                    grace_period=min(config.scheduler.grace_period, steps),
-                    reduction_factor=config.scheduler.reduction_factor,
-                ),
-                max_concurrent_trials=res.max_concurrent_trials or 2,
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(name="search", storage_path=str(storage), verbose=1),
+        storage = ctx.storage
+        experiment = Path(storage) / "search"
+        res = config.resources
+        trainable = tune.with_resources(
+            search_trial, {**res.custom, "cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
         )
-    results = tuner.fit()
-    best = results.get_best_result(metric="val_ssim", mode="max", scope="all")
-    best_params = {k: best.config[k] for k in ("lr", "cascades", "chans", "batch_size")}
-    best_ssim = float(best.metrics_dataframe["val_ssim"].max())
+        if tune.Tuner.can_restore(experiment):  # the driver died: rerunning the command continues the search
+            log_fn(f"restoring the search from {experiment}")
+            tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
+        else:
+            steps = config.train.steps // config.train.eval_every
+            tuner = tune.Tuner(
+                trainable,
+                param_space={**space.to_tune(), "base_spec_path": str(base_path)},
+                tune_config=tune.TuneConfig(
+                    metric="val_ssim", mode="max", num_samples=num_samples,
+                    search_alg=OptunaSearch(seed=0),
+                    scheduler=tune.schedulers.ASHAScheduler(
+                        time_attr="training_iteration", max_t=steps + 1,
+                        grace_period=min(config.scheduler.grace_period, steps),
+                        reduction_factor=config.scheduler.reduction_factor,
+                    ),
+                    max_concurrent_trials=res.max_concurrent_trials or 2,
+                    reuse_actors=True,
+                ),
+                run_config=tune.RunConfig(name="search", storage_path=str(storage), verbose=1),
+            )
+        results = tuner.fit()
+        best = results.get_best_result(metric="val_ssim", mode="max", scope="all")
+        best_params = {k: best.config[k] for k in ("lr", "cascades", "chans", "batch_size")}
+        best_ssim = float(best.metrics_dataframe["val_ssim"].max())
 
-    tracker = ctx.tracker
-    for run in tracker.child_runs(ctx.parent_id).values():  # ASHA stops trials mid-run: close them
-        if run.info.status == "RUNNING":
-            tracker.set_tags(run.info.run_id, {"phaselab.stopped_by": "asha"})
-            tracker.end_run(run.info.run_id, "KILLED")
-    tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
-    tracker.log_metrics(ctx.parent_id, {"best_val_ssim": best_ssim, "trials": len(results)}, step=0)
-    tracker.log_text(ctx.parent_id, json.dumps(best_params, indent=1), "best_params.json")
-    tracker.end_run(ctx.parent_id, "FINISHED")
+        tracker = ctx.tracker
+        for run in tracker.child_runs(ctx.parent_id).values():  # ASHA stops trials mid-run: close them
+            if run.info.status == "RUNNING":
+                tracker.set_tags(run.info.run_id, {"phaselab.stopped_by": "asha"})
+                tracker.end_run(run.info.run_id, "KILLED")
+        tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
+        tracker.log_metrics(ctx.parent_id, {"best_val_ssim": best_ssim, "trials": len(results)}, step=0)
+        tracker.log_text(ctx.parent_id, json.dumps(best_params, indent=1), "best_params.json")
+    ctx.tracker.end_run(ctx.parent_id, "FINISHED")
     return SearchResult(best_params, best_ssim, ctx.parent_id, len(results))

@@ -1,0 +1,166 @@
+"""Generator hyperparameter search on genVal: Ray Tune + Optuna + ASHA, best model into the registry.
+
+Diffusion models are scored by their denoising loss at fixed noise levels, the GAN by its L1 (the
+studies' choices); both are each generator's ``val_loss``. Keys of a search space are ``model.<key>``
+(constructor keywords of the phase source) or ``train.<key>`` (GeneratorTrainConfig fields).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from phaselab.config import SweepConfig, config_hash
+from phaselab.orchestration.generator_jobs import GeneratorJob, load_phase_pairs, register_generator
+from phaselab.orchestration.sweep import open_sweep
+
+
+def default_space(name: str) -> dict[str, Any]:
+    """Per-generator search spaces around the published settings."""
+    from ray import tune
+
+    spaces = {
+        "sbdm": {"train.lr": tune.loguniform(5e-5, 1e-3), "train.ema_decay": tune.choice([0.99, 0.999, 0.9999]),
+                 "model.sigma_max": tune.choice([10.0, 50.0, 378.0]), "model.nf": tune.choice([16, 32, 64, 128])},
+        "gan": {"train.lr": tune.loguniform(5e-5, 5e-4), "model.l1_weight": tune.choice([50.0, 100.0, 200.0]),
+                "model.ngf": tune.choice([16, 32, 64])},
+        "phasegen": {"train.lr": tune.loguniform(5e-5, 1e-3), "model.dropout": tune.choice([0.0, 0.1, 0.2])},
+    }
+    if name not in spaces:
+        raise ValueError(f"no default search space for {name!r}; learned generators: {sorted(spaces)}")
+    return spaces[name]
+
+
+def apply_params(job: GeneratorJob, params: dict[str, Any]) -> GeneratorJob:
+    model, train = dict(job.model_config), dict(job.train_config)
+    for key, value in params.items():
+        section, _, name = key.partition(".")
+        if section == "model":
+            model[name] = value
+        elif section == "train":
+            train[name] = value
+        else:
+            raise ValueError(f"search key {key!r} must start with 'model.' or 'train.'")
+    return dataclasses.replace(job, model_config=model, train_config=train)
+
+
+def generator_trial(config: dict[str, Any]) -> None:
+    """Tune trainable: one generator trained in this process, reporting val_loss each evaluation."""
+    from ray import tune
+
+    from phaselab.generators import create_phase_source
+    from phaselab.generators.training import GeneratorTrainConfig, train_generator
+    from phaselab.tracking import Tracker
+
+    base = json.loads(Path(config["base_job_path"]).read_text())
+    params = {k: v for k, v in config.items() if k.startswith(("model.", "train."))}
+    job = apply_params(GeneratorJob(**base["job"]), params)
+    trial_dir = Path(base["trials_dir"]) / config_hash(params)
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(base["torch_threads"])
+    tracker = Tracker(base["tracking_uri"], base["experiment"])
+    tags = {"mlflow.parentRunId": base["parent_id"], "phaselab.role": "generator-trial",
+            "phaselab.generator": job.name}
+    run_id = tracker.client.create_run(tracker.experiment_id, tags=tags, run_name=f"{job.name}-trial").info.run_id
+    tracker.log_params(run_id, params)
+
+    source = create_phase_source(job.name, **job.model_config)
+    output = trial_dir / f"{job.name}.pt"
+    best = {"val_loss": float("inf")}
+
+    def report(metrics: dict[str, float], checkpoint: dict[str, Any] | None) -> None:
+        tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if k != "step"}, int(metrics["step"]))
+        if checkpoint is not None and checkpoint["best_val_loss"] < best["val_loss"]:
+            # Saved as it improves: ASHA may stop this trial at any evaluation.
+            best["val_loss"] = checkpoint["best_val_loss"]
+            payload = {"name": job.name, "config": source.config, "state_dict": checkpoint["best_state"]}
+            tmp = output.with_suffix(".pt.tmp")
+            torch.save(payload, tmp)
+            tmp.replace(output)
+        tune.report(metrics)
+
+    train_generator(source, load_phase_pairs(job.train_files), load_phase_pairs(job.val_files),
+                    GeneratorTrainConfig(**job.train_config), report=report)
+    tracker.set_tags(run_id, {"phaselab.checkpoint": str(output)})
+    tracker.end_run(run_id, "FINISHED")
+
+
+@dataclass
+class GeneratorSearchResult:
+    best_params: dict[str, Any]
+    best_val_loss: float
+    checkpoint: Path
+    registered_version: str
+    parent_run_id: str
+
+
+def run_generator_search(config: SweepConfig, name: str, *, num_samples: int = 8,
+                         space: dict[str, Any] | None = None,
+                         log_fn: Callable[[str], None] = print) -> GeneratorSearchResult:
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from phaselab.config import GeneratorConfig
+
+    space = space or default_space(name)
+    gen = config.generators.get(name) or GeneratorConfig()
+    key_extra = {"generator": name, "num_samples": num_samples, "space": {k: str(v) for k, v in space.items()}}
+    ctx = open_sweep(config, log_fn, kind=f"tune-{name}", key_extra=key_extra, synthesize=False)
+    job = GeneratorJob(name, gen.model, {"device": "auto", **gen.train},
+                       [str(p) for p in ctx.prepared.files("genTrain")],
+                       [str(p) for p in ctx.prepared.files("genVal")], "")
+    base_path = ctx.sweep_dir / "base_job.json"
+    base_path.parent.mkdir(parents=True, exist_ok=True)
+    base_path.write_text(json.dumps({
+        "job": dataclasses.asdict(job), "trials_dir": str(ctx.sweep_dir / "trials"),
+        "tracking_uri": ctx.tracking_uri, "experiment": config.tracking.experiment,
+        "parent_id": ctx.parent_id, "torch_threads": config.resources.torch_threads,
+    }))
+
+    res = config.resources
+    trainable = tune.with_resources(generator_trial, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
+    experiment = Path(ctx.storage) / "search"
+    if tune.Tuner.can_restore(experiment):
+        log_fn(f"restoring the search from {experiment}")
+        tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
+    else:
+        train_cfg = {"steps": 1000, "eval_every": 100, **gen.train}
+        evaluations = max(1, train_cfg["steps"] // train_cfg["eval_every"])
+        tuner = tune.Tuner(
+            trainable,
+            param_space={**space, "base_job_path": str(base_path)},
+            tune_config=tune.TuneConfig(
+                metric="val_loss", mode="min", num_samples=num_samples, search_alg=OptunaSearch(seed=0),
+                scheduler=tune.schedulers.ASHAScheduler(
+                    time_attr="training_iteration", max_t=evaluations,
+                    grace_period=min(config.scheduler.grace_period, evaluations),
+                    reduction_factor=config.scheduler.reduction_factor,
+                ),
+                max_concurrent_trials=res.max_concurrent_trials or 2,
+            ),
+            run_config=tune.RunConfig(name="search", storage_path=str(ctx.storage), verbose=1),
+        )
+    results = tuner.fit()
+    best = results.get_best_result(metric="val_loss", mode="min", scope="all")
+    best_params = {k: v for k, v in best.config.items() if k.startswith(("model.", "train."))}
+    best_loss = float(best.metrics_dataframe["val_loss"].min())
+    tracker = ctx.tracker
+    for run in tracker.find_runs({"mlflow.parentRunId": ctx.parent_id}):
+        if run.info.status == "RUNNING":  # stopped early by ASHA
+            tracker.set_tags(run.info.run_id, {"phaselab.stopped_by": "asha"})
+            tracker.end_run(run.info.run_id, "KILLED")
+    checkpoint = ctx.sweep_dir / "trials" / config_hash(best_params) / f"{name}.pt"
+    if not checkpoint.exists():
+        raise RuntimeError(f"best trial stopped before saving its model ({checkpoint}); rerun with more steps")
+    version = register_generator(tracker, ctx.parent_id, checkpoint, f"phaselab-{name}",
+                                 tags={"phaselab.search": ctx.key})
+    tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
+    tracker.log_metrics(ctx.parent_id, {"best_val_loss": best_loss, "trials": len(results)}, step=0)
+    tracker.end_run(ctx.parent_id, "FINISHED")
+    return GeneratorSearchResult(best_params, best_loss, checkpoint, version, ctx.parent_id)

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The cluster's MLflow tracking server, run on the Ray head by ray_cluster*.yaml (or by hand):
+#   bash scripts/mlflow_server.sh start|stop|status
+# It binds to the node's private address only (never 0.0.0.0): trials on the workers reach it over the
+# cluster network, people reach it through an SSH tunnel (see the README). Settings (environment):
+#   MLFLOW_HOST      address to bind (default: the first private address of this node, `hostname -I`)
+#   MLFLOW_PORT      port (default 5000)
+#   PHASELAB_SHARED  shared storage mounted on every node (default /mnt/shared)
+#   MLFLOW_BACKEND_STORE_URI      runs database (default sqlite on the shared storage, so it outlives
+#                                 `ray down`; use postgresql://... for many concurrent writers)
+#   MLFLOW_ARTIFACTS_DESTINATION  artifact store (default $PHASELAB_SHARED/mlflow/artifacts; s3://... works)
+#   MLFLOW_STATE_DIR              pid file, log and tracking_uri file (default ~/.phaselab-mlflow)
+set -euo pipefail
+
+shared="${PHASELAB_SHARED:-/mnt/shared}"
+host="${MLFLOW_HOST:-$(hostname -I 2>/dev/null | awk '{print $1}')}"
+host="${host:-127.0.0.1}"
+port="${MLFLOW_PORT:-5000}"
+state="${MLFLOW_STATE_DIR:-$HOME/.phaselab-mlflow}"
+backend="${MLFLOW_BACKEND_STORE_URI:-sqlite:///$shared/mlflow/mlflow.db}"
+artifacts="${MLFLOW_ARTIFACTS_DESTINATION:-$shared/mlflow/artifacts}"
+pidfile="$state/server.pid"
+url="http://$host:$port"
+
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+stop() {
+    if running; then
+        # The server runs in its own session: signal its whole process group (uvicorn workers too).
+        kill -TERM -- "-$(cat "$pidfile")" 2>/dev/null || true
+        for _ in $(seq 50); do running || break; sleep 0.2; done
+        if running; then kill -KILL -- "-$(cat "$pidfile")" 2>/dev/null || true; fi
+        echo "phaselab: MLflow server stopped"
+    fi
+    rm -f "$pidfile"
+}
+
+healthy() {
+    python - "$url/health" <<'EOF' 2>/dev/null
+import sys
+import urllib.request
+
+with urllib.request.urlopen(sys.argv[1], timeout=2) as response:
+    sys.exit(0 if response.status == 200 else 1)
+EOF
+}
+
+start() {
+    stop  # `ray up` on a running cluster reruns the head's start commands: restart cleanly
+    mkdir -p "$state"
+    case "$backend" in sqlite:///*) mkdir -p "$(dirname "${backend#sqlite:///}")" ;; esac
+    case "$artifacts" in *://*) ;; *) mkdir -p "$artifacts" ;; esac
+    export MLFLOW_DISABLE_TELEMETRY=true
+    setsid nohup mlflow server \
+        --backend-store-uri "$backend" \
+        --artifacts-destination "$artifacts" \
+        --host "$host" --port "$port" \
+        >"$state/server.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    for _ in $(seq 120); do
+        if healthy; then
+            echo "$url" >"$state/tracking_uri"
+            echo "phaselab: MLflow server at $url (database $backend, artifacts $artifacts, log $state/server.log)"
+            return 0
+        fi
+        if ! running; then break; fi
+        sleep 0.5
+    done
+    echo "phaselab: MLflow server did not come up; last lines of $state/server.log:" >&2
+    tail -n 20 "$state/server.log" >&2 || true
+    stop
+    return 1
+}
+
+case "${1:-start}" in
+    start) start ;;
+    stop) stop ;;
+    status) if running && healthy; then echo "$url"; else echo "not running" >&2; exit 1; fi ;;
+    *) echo "usage: bash scripts/mlflow_server.sh start|stop|status" >&2; exit 2 ;;
+esac
