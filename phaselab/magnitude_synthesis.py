@@ -223,7 +223,7 @@ def synthesize_archive(
     finished by an earlier run with the same settings are skipped. ``use_ray`` spreads the volumes over
     Ray Data actors (one per GPU when there are GPUs). The manifest is :func:`manifest_path`.
     """
-    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    input_dir, out_dir = Path(input_dir).resolve(), Path(out_dir).resolve()
     spec = SourceSpec(source, dict(source_config or {}), str(checkpoint) if checkpoint else None)
     phase_source = spec.build()
     device = "cuda" if torch.cuda.is_available() and hasattr(phase_source, "to") else "cpu"

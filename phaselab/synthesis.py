@@ -99,7 +99,8 @@ class SynthesisPlan:
 
     @property
     def manifest_path(self) -> Path:
-        return self.out_dir / "manifest.json"
+        # Beside the folder, not in it: fastMRI's SliceDataset opens every file of its root as HDF5.
+        return self.out_dir.with_name(self.out_dir.name + ".manifest.json")
 
     def pending(self) -> list[str]:
         return [p for p in self.inputs if not self.shard_path(p).exists()]

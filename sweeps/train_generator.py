@@ -5,6 +5,7 @@
         --workers 4 --set generators.sbdm.train.steps=200000 --ray-address auto
 """
 
+import dataclasses
 import sys
 
 from phaselab.sweep_cli import load_or_exit, mlflow_ui_hint, print_dry_run, sweep_parser
@@ -19,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides.append(f"generators.{args.generator}.workers={args.workers}")
     config = load_or_exit(args)
     if args.dry_run:
-        print_dry_run(config, [{"generator": args.generator, **vars(config.generators.get(args.generator, {}))}])
+        generator = config.generators.get(args.generator)
+        print_dry_run(config, [{"generator": args.generator, **(dataclasses.asdict(generator) if generator else {})}])
         return 0
 
     from phaselab.orchestration.sweep import generator_checkpoint, open_sweep

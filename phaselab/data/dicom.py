@@ -66,7 +66,7 @@ def _image_type(ds) -> list[str]:
 def _check_header(ds, path: Path) -> None:
     """Refuse what is not a grey-scale MR magnitude image, naming the header field that says so."""
     if "PixelData" not in ds:
-        raise DataError(path, "DICOM file has no pixel data (not an image; a DICOMDIR or a report?)")
+        raise DataError(path, "DICOM file has no pixel data (truncated, or not an image: DICOMDIR, report?)")
     modality = ds.get("Modality")
     if modality is None:
         log.warning("%s: no Modality in the DICOM header; assuming MR", path)

@@ -100,7 +100,8 @@ def check_magnitude_array(values: Any, path: str | Path) -> tuple[np.ndarray, li
         raise DataError(path, f"image has {values.ndim} dims {values.shape}, expected (slices, H, W)")
     if min(values.shape[1:]) < MIN_SIZE:
         raise DataError(path, f"slices of {values.shape[1:]} pixels; expected at least {MIN_SIZE}x{MIN_SIZE}")
-    values = values.astype(np.float32)  # overflow to inf is caught just below
+    with np.errstate(over="ignore"):  # overflow to inf is reported just below
+        values = values.astype(np.float32)
     finite = np.isfinite(values)
     if not finite.all():
         num_nan = int(np.isnan(values).sum())

@@ -1,0 +1,179 @@
+"""Archive synthesis from magnitude-only files: fastMRI-loadable output, exact magnitude, the source's phase,
+bad inputs, reruns, the CLI and the Ray Data path."""
+
+import json
+import math
+
+import fastmri
+import h5py
+import numpy as np
+import pytest
+import torch
+from fastmri.data import SliceDataset
+from fastmri.data import transforms as T
+
+from phaselab.cli import main
+from phaselab.data.errors import DataError
+from phaselab.data.magnitude import read_magnitude_volume, to_working_size
+from phaselab.generators import create_phase_source
+from phaselab.magnitude_synthesis import BadInputs, manifest_path, synthesize_archive
+from phaselab.synthesis import slice_seed
+
+from .data.magnitude_files import EPI_4D, MR_SMALL, bad_files, edited_dicom, real_archive
+
+SIZE = 80  # up from the 64x64 DICOM, down from the NIfTI's 96x96 square FOV
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+def wrapped(a: np.ndarray) -> np.ndarray:
+    return np.abs(np.angle(np.exp(1j * a)))
+
+
+@pytest.mark.parametrize("source", ["smooth", "zero"])
+def test_real_archive_gives_fastmri_volumes_with_the_input_magnitude_and_the_source_phase(tmp_path, source):
+    inputs = real_archive(tmp_path / "archive")
+    out = tmp_path / "kspace"
+    result = synthesize_archive(inputs, out, source, size=SIZE, seed=3, log_fn=quiet)
+    assert [p.name for p in result.outputs] == ["nibabel_example4d.h5", "pydicom_MR_small.h5"]
+    assert sorted(p.name for p in out.iterdir()) == ["nibabel_example4d.h5", "pydicom_MR_small.h5"]
+
+    dataset = SliceDataset(out, challenge="singlecoil")  # fastMRI's own loader opens every file of root
+    assert len(dataset) == 24 + 1
+    phase_source = create_phase_source(source)
+    for path, name in ((EPI_4D, "nibabel_example4d"), (MR_SMALL, "pydicom_MR_small")):
+        magnitude = to_working_size(read_magnitude_volume(path).magnitude, SIZE)
+        seeds = [slice_seed(3, name, i) for i in range(magnitude.shape[0])]
+        phase = phase_source.sample(magnitude, seed=seeds).numpy()
+        samples = [s for s in dataset.raw_samples if s.fname.name == f"{name}.h5"]
+        for sample in samples[:: max(1, len(samples) // 4)]:
+            kspace, _mask, target, attrs, fname, k = dataset[dataset.raw_samples.index(sample)]
+            image = fastmri.ifft2c(T.to_tensor(kspace))  # fastMRI's FFT as the oracle
+            modulus = fastmri.complex_abs(image).numpy()
+            scale = magnitude[k].max().item()
+            np.testing.assert_allclose(modulus, magnitude[k].numpy(), rtol=0, atol=2e-6 * scale)
+            np.testing.assert_array_equal(target, magnitude[k].numpy())
+            inside = magnitude[k].numpy() > 0.01 * scale
+            angle = torch.atan2(image[..., 1], image[..., 0]).numpy()
+            assert wrapped(angle - phase[k])[inside].max() < 1e-3
+            assert attrs["max"] == pytest.approx(float(magnitude.max()))
+        with h5py.File(out / f"{name}.h5") as hf:
+            np.testing.assert_array_equal(hf["phaselab_phase"][()], phase)
+            assert hf.attrs["phaselab_phase_source"] == source and hf.attrs["phaselab_seed"] == 3
+            assert hf.attrs["phaselab_input"] == path.name and hf.attrs["phaselab_size"] == SIZE
+            assert hf.attrs["phaselab_input_format"] == ("nifti" if path == EPI_4D else "dicom")
+    if source == "smooth":  # a real phase map, not zero
+        assert np.std(phase) > 0.1
+    manifest = json.loads(manifest_path(out).read_text())
+    assert manifest["phase_source"] == source and [v["slices"] for v in manifest["volumes"]] == [24, 1]
+    assert manifest["volumes"][1]["patient_id"].startswith("p")  # a pseudonym of the DICOM PatientID
+
+
+def test_bad_inputs_stop_everything_or_are_skipped(tmp_path):
+    archive = real_archive(tmp_path / "archive")
+    expected = bad_files(archive)
+    out = tmp_path / "kspace"
+    with pytest.raises(BadInputs) as info:
+        synthesize_archive(archive, out, "zero", size=32, log_fn=quiet)
+    assert sorted(err.path.name for err in info.value.errors) == sorted(expected)
+    for err in info.value.errors:
+        assert expected[err.path.name] in err.problem
+    assert not out.exists() or not any(out.iterdir()), "nothing may be written when inputs are bad"
+    assert not manifest_path(out).exists()
+
+    lines = []
+    result = synthesize_archive(archive, out, "zero", size=32, skip_bad=True, log_fn=lines.append)
+    assert sorted(p.name for p in out.iterdir()) == ["nibabel_example4d.h5", "pydicom_MR_small.h5"]
+    assert len(result.bad) == 4 and sum(line.startswith("BAD ") for line in lines) == 4
+    manifest = json.loads(manifest_path(out).read_text())
+    assert sorted(b["path"].rsplit("/", 1)[1] for b in manifest["bad"]) == sorted(expected)
+
+
+def test_rerun_skips_finished_outputs_and_refuses_a_different_synthesis(tmp_path):
+    archive = real_archive(tmp_path / "archive")
+    out = tmp_path / "kspace"
+    first = synthesize_archive(archive, out, "smooth", size=32, seed=1, log_fn=quiet)
+    stamps = {p: p.stat().st_mtime_ns for p in first.outputs}
+    (out / ".pydicom_MR_small.h5.deadbeef.tmp").write_bytes(b"left by a killed run")
+    edited_dicom(MR_SMALL, archive / "second.dcm", SeriesInstanceUID="1.2.826.0.1.3680043.2.1125.8")
+    again = synthesize_archive(archive, out, "smooth", size=32, seed=1, log_fn=quiet)
+    assert [p.name for p in again.written] == ["second.h5"] and len(again.skipped) == 2
+    assert {p: p.stat().st_mtime_ns for p in first.outputs} == stamps
+    assert not list(out.glob(".*.tmp"))
+    with pytest.raises(DataError, match=r"written by another synthesis \(seed differ\)"):
+        synthesize_archive(archive, out, "smooth", size=32, seed=2, log_fn=quiet)
+
+
+def test_checkpoint_source_and_refused_sources(tmp_path):
+    archive = real_archive(tmp_path / "archive")
+    ckpt = create_phase_source("sinusoid").save(tmp_path / "sinusoid.pt")
+    result = synthesize_archive(archive, tmp_path / "out", checkpoint=ckpt, size=32, log_fn=quiet)
+    with h5py.File(result.outputs[0]) as hf:
+        assert hf.attrs["phaselab_phase_source"] == "sinusoid"
+        assert (
+            hf.attrs["phaselab_checkpoint"] == str(ckpt) and len(hf.attrs["phaselab_checkpoint_sha256"]) == 64
+        )
+    with pytest.raises(ValueError, match="'gt' needs the acquired phase"):
+        synthesize_archive(archive, tmp_path / "gt", "gt", log_fn=quiet)
+    with pytest.raises(ValueError, match="must be trained"):
+        synthesize_archive(archive, tmp_path / "sbdm", "sbdm", log_fn=quiet)
+    with pytest.raises(ValueError, match="exactly one"):
+        synthesize_archive(archive, tmp_path / "both", "zero", checkpoint=ckpt, log_fn=quiet)
+
+
+def test_cli_reports_bad_files_exits_nonzero_and_skips_on_request(tmp_path, capsys):
+    archive = real_archive(tmp_path / "archive")
+    expected = bad_files(archive)
+    out = tmp_path / "kspace"
+    args = ["synthesize", "--input", str(archive), "--out", str(out), "--source", "zero", "--size", "32"]
+    assert main(args) == 1
+    printed = capsys.readouterr().out
+    for name, problem in expected.items():
+        assert any(
+            name in line and problem in line for line in printed.splitlines() if line.startswith("BAD")
+        )
+    assert "nothing written" in printed and not any(out.iterdir())
+    assert main([*args, "--skip-bad-files"]) == 0
+    assert "wrote 2 volume(s), 0 already done, 4 bad file(s) skipped" in capsys.readouterr().out
+    assert main([*args, "--skip-bad-files"]) == 0
+    assert "wrote 0 volume(s), 2 already done" in capsys.readouterr().out
+    assert main([*args[:-4], "--source", "gt"]) == 2
+    assert "needs the acquired phase" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert (
+        main(["synthesize", "--input", str(tmp_path / "empty"), "--out", str(out), "--source", "zero"]) == 1
+    )
+    assert "empty directory" in capsys.readouterr().err
+
+
+def test_ray_actor_callable_writes_what_the_in_process_loop_writes(tmp_path):
+    from phaselab.orchestration.archive_job import ArchiveSynthesizer
+
+    archive = real_archive(tmp_path / "archive")
+    local = synthesize_archive(archive, tmp_path / "local", "smooth", size=32, seed=5, log_fn=quiet)
+    (tmp_path / "actor").mkdir()
+    settings = json.loads(manifest_path(tmp_path / "local").read_text())
+    settings["batch_size"] = 4  # another batching must not change a slice's phase
+    actor = ArchiveSynthesizer({"name": "smooth"}, str(tmp_path / "actor"), settings)
+    item = {"name": "nibabel_example4d", "files": [str(archive / EPI_4D.name)], "format": "nifti"}
+    row = actor({"item": np.array([json.dumps(item)])})
+    assert row["output"].tolist() == [str(tmp_path / "actor" / "nibabel_example4d.h5")]
+    with h5py.File(local.outputs[0]) as ha, h5py.File(row["output"][0]) as hb:
+        np.testing.assert_array_equal(ha["kspace"][()], hb["kspace"][()])
+
+
+@pytest.mark.slow  # Ray Data actors take ~20 s to start on 2 CPU cores
+@pytest.mark.ray
+def test_ray_data_path_writes_the_same_volumes(tmp_path, ray_session):
+    archive = real_archive(tmp_path / "archive")
+    local = synthesize_archive(archive, tmp_path / "local", "smooth", size=32, seed=5, log_fn=quiet)
+    on_ray = synthesize_archive(
+        archive, tmp_path / "ray", "smooth", size=32, seed=5, use_ray=True, log_fn=quiet
+    )
+    assert [p.name for p in on_ray.written] == [p.name for p in local.written]
+    for a, b in zip(local.outputs, on_ray.outputs, strict=True):
+        with h5py.File(a) as ha, h5py.File(b) as hb:
+            np.testing.assert_array_equal(ha["kspace"][()], hb["kspace"][()])  # per-slice seeds: same phase
+    assert math.isfinite(json.loads(manifest_path(tmp_path / "ray").read_text())["seconds"])
