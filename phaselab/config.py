@@ -119,9 +119,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "name": "demo",
         "output_dir": "phaselab_runs/demo",
-        "data": {"source": "phantoms", "kind": "knee", "patients": 24, "slices": 8, "size": 64},
+        # Few patients at a small size: rec splits get a larger share than the studies' table so that
+        # recTrain holds enough volumes to learn from (≈14 of 32 patients).
+        "data": {
+            "source": "phantoms", "kind": "knee", "patients": 32, "slices": 6, "size": 64,
+            "fractions": {"genTrain": 0.25, "genVal": 0.05, "recTrain": 0.45, "recVal": 0.1, "recTest": 0.15},
+        },
         "varnet": {"cascades": 4, "chans": 16, "pools": 3},
-        "train": {"lr": 1e-3, "batch_size": 8, "steps": 240, "eval_every": 60},
+        "train": {"lr": 1e-3, "batch_size": 8, "steps": 200, "eval_every": 50},
         "grid": {"accelerations": [2, 4, 6], "num_acs": [4, 8], "seeds": [0]},
         "resources": {"cpus_per_trial": 1.0, "torch_threads": 1},
     },

@@ -90,7 +90,7 @@ class Tracker:
             run_id = existing[0].info.run_id
             self.reopen_run(run_id)
             return run_id, True
-        all_tags = {SWEEP_KEY: sweep_key, ROLE: "parent", **(tags or {})}
+        all_tags = {SWEEP_KEY: sweep_key, ROLE: "parent", **{k: str(v) for k, v in (tags or {}).items()}}
         run = with_retries(lambda: self.client.create_run(self.experiment_id, tags=all_tags, run_name=name))
         return run.info.run_id, False
 
@@ -105,7 +105,9 @@ class Tracker:
         return by_key
 
     def start_child(self, parent_id: str, trial_key: str, name: str, tags: dict[str, str]) -> str:
-        all_tags = {PARENT: parent_id, TRIAL_KEY: trial_key, ROLE: "trial", **tags}
+        # str(): the REST store (a tracking server) rejects non-string tag values; SQLite coerces them
+        all_tags = {PARENT: parent_id, TRIAL_KEY: trial_key, ROLE: "trial"}
+        all_tags.update({k: str(v) for k, v in tags.items()})
         run = with_retries(lambda: self.client.create_run(self.experiment_id, tags=all_tags, run_name=name))
         return run.info.run_id
 

@@ -10,12 +10,14 @@
 #                                 `ray down`; use postgresql://... for many concurrent writers)
 #   MLFLOW_ARTIFACTS_DESTINATION  artifact store (default $PHASELAB_SHARED/mlflow/artifacts; s3://... works)
 #   MLFLOW_STATE_DIR              pid file, log and tracking_uri file (default ~/.phaselab-mlflow)
+#   MLFLOW_WORKERS                uvicorn worker processes (default 4)
 set -euo pipefail
 
 shared="${PHASELAB_SHARED:-/mnt/shared}"
 host="${MLFLOW_HOST:-$(hostname -I 2>/dev/null | awk '{print $1}')}"
 host="${host:-127.0.0.1}"
 port="${MLFLOW_PORT:-5000}"
+workers="${MLFLOW_WORKERS:-4}"
 state="${MLFLOW_STATE_DIR:-$HOME/.phaselab-mlflow}"
 backend="${MLFLOW_BACKEND_STORE_URI:-sqlite:///$shared/mlflow/mlflow.db}"
 artifacts="${MLFLOW_ARTIFACTS_DESTINATION:-$shared/mlflow/artifacts}"
@@ -50,11 +52,12 @@ start() {
     mkdir -p "$state"
     case "$backend" in sqlite:///*) mkdir -p "$(dirname "${backend#sqlite:///}")" ;; esac
     case "$artifacts" in *://*) ;; *) mkdir -p "$artifacts" ;; esac
-    export MLFLOW_DISABLE_TELEMETRY=true
+    # No telemetry (offline clusters); no background job runner (GenAI jobs phaselab does not use).
+    export MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
     setsid nohup mlflow server \
         --backend-store-uri "$backend" \
         --artifacts-destination "$artifacts" \
-        --host "$host" --port "$port" \
+        --host "$host" --port "$port" --workers "$workers" \
         >"$state/server.log" 2>&1 </dev/null &
     echo $! >"$pidfile"
     for _ in $(seq 120); do

@@ -40,11 +40,23 @@ def test_overrides_are_typed():
         ("train.bf16=maybe", "train.bf16"),
         ("grid.num_acs=[100]", "grid.num_acs"),
         ("noequals", "KEY=VALUE"),
+        ("resources.custom={GPU: 1}", "resources.custom"),
+        ("resources.synthesis_custom={fake_gpu: -1}", "resources.synthesis_custom"),
+        ("resources.custom={fake_gpu: many}", "resources.custom.fake_gpu"),
+        ("resources.synthesis_actors=0", "resources.synthesis_actors"),
     ],
 )
 def test_bad_values_are_named(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config("demo", [override])
+
+
+def test_cluster_resources():
+    config = load_config("knee", ["data.root=/mnt/shared/knee", "resources.custom={fake_gpu: 1}",
+                                  "resources.synthesis_custom={a10g: 0.5}", "resources.synthesis_actors=8"])
+    assert config.resources.custom == {"fake_gpu": 1.0}
+    assert config.resources.synthesis_custom == {"a10g": 0.5} and config.resources.synthesis_actors == 8
+    assert load_config("demo").resources.custom == {}
 
 
 def test_fastmri_source_needs_root():

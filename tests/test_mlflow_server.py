@@ -19,10 +19,19 @@ pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "mlflow_server.sh"
 TINY = [
-    "data.patients=8", "data.slices=2", "data.size=32",
-    "varnet.cascades=1", "varnet.chans=4", "varnet.pools=2",
-    "train.steps=4", "train.eval_every=2", "train.batch_size=2",
-    "grid.sources=[gt]", "grid.accelerations=[4]", "grid.num_acs=[4]", "grid.seeds=[0]",
+    "data.patients=8",
+    "data.slices=2",
+    "data.size=32",
+    "varnet.cascades=1",
+    "varnet.chans=4",
+    "varnet.pools=2",
+    "train.steps=4",
+    "train.eval_every=2",
+    "train.batch_size=2",
+    "grid.sources=[gt]",
+    "grid.accelerations=[4]",
+    "grid.num_acs=[4]",
+    "grid.seeds=[0]",
 ]
 
 
@@ -39,10 +48,15 @@ def mlflow_server(tmp_path):
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # mlflow, python
-        "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(port),
-        "PHASELAB_SHARED": str(tmp_path / "shared"), "MLFLOW_STATE_DIR": str(tmp_path / "state"),
+        "MLFLOW_HOST": "127.0.0.1",
+        "MLFLOW_PORT": str(port),
+        "PHASELAB_SHARED": str(tmp_path / "shared"),
+        "MLFLOW_STATE_DIR": str(tmp_path / "state"),
+        "MLFLOW_WORKERS": "1",
     }
-    started = subprocess.run(["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=120)
+    started = subprocess.run(
+        ["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=120
+    )
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         url = f"http://127.0.0.1:{port}"
@@ -61,8 +75,11 @@ def _get(url: str, endpoint: str, **params) -> dict:
 
 
 def _post(url: str, endpoint: str, body: dict) -> dict:
-    request = urllib.request.Request(f"{url}/api/2.0/mlflow/{endpoint}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/api/2.0/mlflow/{endpoint}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
@@ -77,8 +94,10 @@ def test_sweep_logs_through_tracking_server(ray_session, mlflow_server, tmp_path
     result = run_recon_grid(config, log_fn=lambda _: None)
     assert len(result.rows) == 1 and result.tracking_uri == url
 
-    experiment = _get(url, "experiments/get-by-name", experiment_name=config.tracking.experiment)["experiment"]
-    runs = _post(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 100})["runs"]
+    experiment_id = _get(url, "experiments/get-by-name", experiment_name=config.tracking.experiment)[
+        "experiment"
+    ]["experiment_id"]
+    runs = _post(url, "runs/search", {"experiment_ids": [experiment_id], "max_results": 100})["runs"]
     parents = [r for r in runs if _tags(r).get("phaselab.role") == "parent"]
     children = [r for r in runs if _tags(r).get("phaselab.role") == "trial"]
     assert len(parents) == 1 and len(children) == 1
@@ -92,13 +111,14 @@ def test_sweep_logs_through_tracking_server(ray_session, mlflow_server, tmp_path
     metrics = {m["key"]: m["value"] for m in child["data"]["metrics"]}
     assert 0.0 < metrics["test_ssim"] <= 1.0 and metrics["test_psnr"] > 0.0
     assert metrics["test_ssim"] == pytest.approx(result.rows[0]["test_ssim"])
-    history = _get(url, "metrics/get-history", run_id=child["info"]["run_id"], metric_key="val_ssim")["metrics"]
+    child_id = child["info"]["run_id"]
+    history = _get(url, "metrics/get-history", run_id=child_id, metric_key="val_ssim")["metrics"]
     assert sorted(m["step"] for m in history) == [2, 4]
     parent_metrics = {m["key"]: m["value"] for m in parent["data"]["metrics"]}
     assert parent_metrics["trials_finished"] == 1.0
 
     # Artifacts go through the server's proxy into its artifact store on the shared storage.
-    listed = _get(url, "artifacts/list", run_id=child["info"]["run_id"], path="checkpoints")
+    listed = _get(url, "artifacts/list", run_id=child_id, path="checkpoints")
     assert [f["path"] for f in listed["files"]] == ["checkpoints/best_model.pt"]
     assert child["info"]["artifact_uri"].startswith("mlflow-artifacts:")
     stored = list((shared / "mlflow" / "artifacts").rglob("best_model.pt"))

@@ -155,7 +155,7 @@ def _draw_anatomy(kind: str, rng: np.random.Generator) -> dict:
         "scale": u(0.9, 1.06),
         "intensity": _INTENSITY * np.exp(rng.normal(0, 0.07, len(TISSUES))),
         "texture": _modes(rng, 48, 1.5, 6.0),
-        "fine": _modes(rng, 64, 4.0, 10.0),
+        "fine": _modes(rng, 48, 2.5, 6.0),
         "micro": _modes(rng, 64, 3.0, 9.0),
     }
     if kind == "knee":
@@ -164,7 +164,7 @@ def _draw_anatomy(kind: str, rng: np.random.Generator) -> dict:
             condyle=(u(0.36, 0.44), u(0.16, 0.21)), femur=u(0.17, 0.22), notch=u(0.06, 0.09),
             plateau=(u(0.35, 0.42), u(0.1, 0.13)), tibia=u(0.16, 0.21), tibia_shift=u(-0.04, 0.04),
             cortex=u(0.02, 0.03), cartilage=u(0.022, 0.032), fibula=rng.choice([-1.0, 1.0]),
-            septa=_modes(rng, 48, 2.0, 6.0, squash_v=0.25), vessels=rng.uniform(-0.5, 0.5, (4, 2)),
+            septa=_modes(rng, 32, 1.5, 3.5, squash_v=0.25), vessels=rng.uniform(-0.5, 0.5, (4, 2)),
         )  # fmt: skip
     else:
         p.update(
@@ -184,7 +184,7 @@ def _knee(p: dict, f: _Frame, z: float, canvas: _Canvas) -> None:
     paint(FAT, _inside(body, px))
     muscle = _inside(body + p["fat"], px)
     paint(MUSCLE, muscle)
-    paint(FAT, muscle * 0.8 * np.exp(-((_texture(p["septa"], f, z) / 0.12) ** 2)))
+    paint(FAT, muscle * 0.35 * np.exp(-((_texture(p["septa"], f, z) / 0.12) ** 2)))
     for cu, cv in p["vessels"]:
         paint(VESSEL, muscle * _inside(_ellipse(f, cu, cv, 0.025, 0.025), px))
 
@@ -210,7 +210,7 @@ def _knee(p: dict, f: _Frame, z: float, canvas: _Canvas) -> None:
     paint(BONE, _inside(bones, px))
     marrow = _inside(bones + p["cortex"], px)
     paint(MARROW, marrow)
-    paint(BONE, marrow * 0.55 * np.exp(-((_texture(p["fine"], f, z) / 0.3) ** 2)))
+    paint(BONE, marrow * 0.15 * np.exp(-((_texture(p["fine"], f, z) / 0.3) ** 2)))
     if z > 0:
         paint(LIGAMENT, _inside(_ellipse(f, 0, yj - half_gap - 0.06, 0.03, 0.09, tilt=0.4), px))
 
@@ -264,7 +264,7 @@ def _draw_phase(rng: np.random.Generator) -> dict:
         "b0_drift": rng.normal(0, 0.15, 5),  # change of the B0 terms through the slab
         "coil": (u(0, 2 * math.pi), u(1.5, 2.0), u(0.5, 1.0), u(0.4, 0.9)),  # angle, distance, phase, shading
         "global": u(-math.pi, math.pi),
-        "micro": u(0.15, 0.25),  # rad per unit of tissue microstructure (iron, myelin, fibres)
+        "micro": 0.0,  # rad per unit of tissue microstructure (iron, myelin, fibres)
     }
 
 
@@ -304,7 +304,7 @@ def _smooth_phase(q: dict, f: _Frame, z: float) -> tuple[np.ndarray, np.ndarray]
 
 def _slice_position(index: int, slices: int) -> float:
     """Slice position in the slab, in normalized units; the slab spans at most [-0.5, 0.5]."""
-    return (index - (slices - 1) / 2) * min(0.06, 1.0 / max(slices - 1, 1))
+    return (index - (slices - 1) / 2) * min(0.12, 1.0 / max(slices - 1, 1))
 
 
 def _patient(kind: str, seed: int, patient_index: int) -> tuple[dict, dict]:
@@ -326,7 +326,7 @@ def _render(
         _mix(offsets, fractions), _mix(_CHI, fractions), phase["rad_per_ppm"], PHASE_EDGE / f.px
     )
     smooth, shading = _smooth_phase(phase, f, z)
-    texture = (1 + 0.05 * _texture(anatomy["texture"], f, z)) * (1 - 0.06 * micro)
+    texture = 1 + 0.05 * _texture(anatomy["texture"], f, z)
     magnitude = _mix(anatomy["intensity"], fractions) * texture * shading
     clean_phase = np.angle(np.exp(1j * (smooth + anatomy_phase)))
     clean = magnitude * np.exp(1j * clean_phase)

@@ -18,13 +18,25 @@ pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[2]
 
 TINY = [
-    "data.patients=8", "data.slices=2", "data.size=32",
-    "varnet.cascades=1", "varnet.chans=4", "varnet.pools=2",
-    "train.steps=4", "train.eval_every=2", "train.batch_size=2",
-    "grid.sources=[gt]", "grid.accelerations=[4]", "grid.num_acs=[4]", "grid.seeds=[0, 1]",
+    "data.patients=8",
+    "data.slices=2",
+    "data.size=32",
+    "varnet.cascades=1",
+    "varnet.chans=4",
+    "varnet.pools=2",
+    "train.steps=4",
+    "train.eval_every=2",
+    "train.batch_size=2",
+    "grid.sources=[gt]",
+    "grid.accelerations=[4]",
+    "grid.num_acs=[4]",
+    "grid.seeds=[0, 1]",
     # One trial or one synthesis actor per worker node: each needs that node's only fake GPU.
-    "resources.cpus_per_trial=0.5", "resources.custom={fake_gpu: 1}", "resources.max_concurrent_trials=2",
-    "resources.synthesis_actors=2", "resources.synthesis_cpus=0.25",
+    "resources.cpus_per_trial=0.5",
+    "resources.custom={fake_gpu: 1}",
+    "resources.max_concurrent_trials=2",
+    "resources.synthesis_actors=2",
+    "resources.synthesis_cpus=0.25",
     "resources.synthesis_custom={fake_gpu: 1}",
 ]
 
@@ -70,8 +82,14 @@ def _scenario(output_dir: str) -> dict:
 
 def test_trials_and_synthesis_spread_over_two_worker_nodes(tmp_path):
     env = {**os.environ, "RAY_memory_usage_threshold": "0.98", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, __file__, str(tmp_path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, __file__, str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     workers = set(found["workers"])

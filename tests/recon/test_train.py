@@ -177,3 +177,15 @@ def test_ddp_on_two_workers_matches_one_process(tmp_path):
         assert got.keys() == want.keys()
         for k in got:
             assert got[k] == pytest.approx(want[k], rel=1e-4, abs=1e-5)
+
+
+def test_global_phase_augmentation_is_seeded_and_uniform():
+    import math
+
+    from phaselab.recon.train import global_phases
+
+    a, b = global_phases(0, 5, 4096), global_phases(0, 5, 4096)
+    assert torch.equal(a, b) and not torch.equal(a, global_phases(0, 6, 4096))
+    assert a.min() >= -math.pi and a.max() <= math.pi
+    assert abs(float(torch.exp(1j * a.double()).mean().abs())) < 0.05  # no preferred offset
+    assert torch.equal(global_phases(0, 5, 2), a[:2])  # a rank's shard is a slice of the global draw

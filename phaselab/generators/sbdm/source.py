@@ -93,9 +93,13 @@ class SBDMPhaseSource(TrainedPhaseSource):
             raise ValueError(f"steps must be >= 1, got {config['steps']}")
         if int(config["sample_batch"]) < 1:
             raise ValueError(f"sample_batch must be >= 1, got {config['sample_batch']}")
-        self.sde = VESDE(**{k: config[k] for k in _SDE_KEYS})
+        VESDE(**{k: config[k] for k in _SDE_KEYS})  # validates
         self.last_evaluations = 0  # network evaluations per slice of the last sample() call
         super().__init__(**config)
+
+    @property
+    def sde(self) -> VESDE:
+        return VESDE(**{k: self.config[k] for k in _SDE_KEYS})
 
     def net_config(self) -> NCSNppConfig:
         c = self.config
