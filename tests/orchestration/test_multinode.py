@@ -101,7 +101,7 @@ def test_trials_and_synthesis_spread_over_two_worker_nodes(tmp_path):
 
     # The synthesis job's two actors (one per fake GPU) each wrote shards: it used both workers.
     shards = found["shards"]
-    assert len(shards) == 2 and all(name.startswith("synth-gt-") for name in shards)
+    assert len(shards) >= 2 and all(name.startswith("synth-gt-") for name in shards)  # recTrain + recVal
     assert set(shards.values()) == workers
 
     from phaselab.tracking import Tracker
