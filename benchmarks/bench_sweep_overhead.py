@@ -31,9 +31,15 @@ def main() -> None:
     args = parser.parse_args()
 
     overrides = [
-        "data.patients=12", "data.slices=4", "data.size=64", "grid.sources=[gt, zero, smooth]",
-        "grid.accelerations=[4, 6]", "grid.num_acs=[4]", "grid.seeds=[0]",
-        f"train.steps={args.steps}", f"train.eval_every={args.steps // 3}",
+        "data.patients=12",
+        "data.slices=4",
+        "data.size=64",
+        "grid.sources=[gt, zero, smooth]",
+        "grid.accelerations=[4, 6]",
+        "grid.num_acs=[4]",
+        "grid.seeds=[0]",
+        f"train.steps={args.steps}",
+        f"train.eval_every={args.steps // 3}",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config("demo", [*overrides, f"output_dir={tmp}"])
@@ -45,12 +51,18 @@ def main() -> None:
         spec_dir = Path(tmp) / "sweeps" / result.sweep_key / "trials"
         serial = 0.0
         for cell in cells:
-            spec = json.loads(next(spec_dir.glob(f"{cell['source']}-R{cell['acceleration']}-*/spec.json")).read_text())
+            spec = json.loads(
+                next(spec_dir.glob(f"{cell['source']}-R{cell['acceleration']}-*/spec.json")).read_text()
+            )
             train = _load_slices(tuple(spec["train_shards"]))
             val = _load_slices(tuple(spec["val_shards"]))
             start = time.perf_counter()
-            train_varnet(train, val, VarNetConfig(**spec["varnet"]),
-                         TrainConfig(**spec["train"], acceleration=cell["acceleration"], num_acs=cell["num_acs"]))
+            train_varnet(
+                train,
+                val,
+                VarNetConfig(**spec["varnet"]),
+                TrainConfig(**spec["train"], acceleration=cell["acceleration"], num_acs=cell["num_acs"]),
+            )
             serial += time.perf_counter() - start
 
     report = {
@@ -63,7 +75,7 @@ def main() -> None:
         "ratio_wall_to_trial_time": round(result.seconds / result.trial_seconds, 3),
         "ratio_wall_to_serial_baseline": round(result.seconds / serial, 3),
         "note": "sweep wall includes Ray start, phantom build, synthesis of 3 sources, MLflow logging, "
-                "test evaluation and figures; trials run 2 at a time on 2 cores",
+        "test evaluation and figures; trials run 2 at a time on 2 cores",
     }
     print(json.dumps(report, indent=1))
     if args.out:

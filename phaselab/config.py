@@ -122,7 +122,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         # Few patients at a small size: rec splits get a larger share than the studies' table so that
         # recTrain holds enough volumes to learn from (≈14 of 32 patients).
         "data": {
-            "source": "phantoms", "kind": "knee", "patients": 32, "slices": 6, "size": 64,
+            "source": "phantoms",
+            "kind": "knee",
+            "patients": 32,
+            "slices": 6,
+            "size": 64,
             "fractions": {"genTrain": 0.25, "genVal": 0.05, "recTrain": 0.45, "recVal": 0.1, "recTest": 0.15},
         },
         "varnet": {"cascades": 4, "chans": 16, "pools": 3},
@@ -136,7 +140,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"source": "fastmri", "kind": "knee", "size": 256},
         "varnet": {"cascades": 12, "chans": 18, "pools": 4},
         "train": {"lr": 3e-4, "batch_size": 4, "steps": 50000, "eval_every": 2500, "bf16": True},
-        "grid": {"sources": ["gt", "zero", "iid_gaussian", "smooth", "sinusoid"], "accelerations": [2, 3, 4, 6]},
+        "grid": {
+            "sources": ["gt", "zero", "iid_gaussian", "smooth", "sinusoid"],
+            "accelerations": [2, 3, 4, 6],
+        },
         "resources": {"cpus_per_trial": 4, "gpus_per_trial": 1.0, "torch_threads": 4},
         "scheduler": {"asha": False},
     },
@@ -146,7 +153,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"source": "fastmri", "kind": "brain", "size": 256},
         "varnet": {"cascades": 12, "chans": 18, "pools": 4},
         "train": {"lr": 3e-4, "batch_size": 4, "steps": 50000, "eval_every": 2500, "bf16": True},
-        "grid": {"sources": ["gt", "zero", "iid_gaussian", "smooth", "sinusoid"], "accelerations": [2, 3, 4, 6]},
+        "grid": {
+            "sources": ["gt", "zero", "iid_gaussian", "smooth", "sinusoid"],
+            "accelerations": [2, 3, 4, 6],
+        },
         "resources": {"cpus_per_trial": 4, "gpus_per_trial": 1.0, "torch_threads": 4},
     },
 }

@@ -10,17 +10,28 @@ from phaselab.config import ConfigError, SweepConfig, dump_yaml, load_config
 
 def sweep_parser(description: str, default_preset: str = "demo") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", default=default_preset,
-                        help=f"preset (demo, knee, brain) or a YAML file (default: {default_preset})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set varnet.cascades=8 (repeatable)")
+    parser.add_argument(
+        "--config",
+        default=default_preset,
+        help=f"preset (demo, knee, brain) or a YAML file (default: {default_preset})",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set varnet.cascades=8 (repeatable)",
+    )
     parser.add_argument("--data-root", help="fastMRI directory (sets data.source=fastmri, data.root)")
     parser.add_argument("--output-dir", help="where caches, checkpoints and the local MLflow database go")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite file in the output dir)")
     parser.add_argument("--ray-address", help="join a Ray cluster ('auto' on a cluster node)")
     parser.add_argument("--storage-path", help="Ray results storage (shared filesystem or s3:// URI)")
     parser.add_argument("--skip-bad-files", action="store_true", help="skip unreadable input files")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and the grid, run nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the resolved config and the grid, run nothing"
+    )
     return parser
 
 

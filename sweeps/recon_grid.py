@@ -1,8 +1,8 @@
-"""The main study: VarNets trained on each phase source's k-space, over R x nACS x seed, tested on real k-space.
+"""The main study: VarNets trained on each phase source's k-space over R x nACS x seed, tested on real data.
 
-    python sweeps/recon_grid.py                      # the demo (phantoms, CPU, minutes)
-    python sweeps/recon_grid.py --config knee --data-root /data/knee_singlecoil --ray-address auto
-    python sweeps/recon_grid.py --set grid.accelerations=[4,8] --dry-run
+python sweeps/recon_grid.py                      # the demo (phantoms, CPU, minutes)
+python sweeps/recon_grid.py --config knee --data-root /data/knee_singlecoil --ray-address auto
+python sweeps/recon_grid.py --set grid.accelerations=[4,8] --dry-run
 """
 
 import sys
@@ -29,8 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     table = aggregate(result.rows)
     print()
     print(format_grid(table, "ssim"))
-    print(f"sweep finished in {result.seconds:.0f}s ({len(result.rows)} trials; "
-          f"trials trained for {result.trial_seconds:.0f}s in total)")
+    print(
+        f"sweep finished in {result.seconds:.0f}s ({len(result.rows)} trials; "
+        f"trials trained for {result.trial_seconds:.0f}s in total)"
+    )
     print(f"MLflow: experiment '{config.tracking.experiment}', parent run {result.parent_run_id}")
     print(f"  browse: {mlflow_ui_hint(result.tracking_uri)}")
     print(f"  grid:   {result.output_dir}  (metric grid + figures are artifacts of the parent run)")

@@ -21,13 +21,20 @@ def main(argv: list[str] | None = None) -> int:
     config = load_or_exit(args)
     if args.dry_run:
         generator = config.generators.get(args.generator)
-        print_dry_run(config, [{"generator": args.generator, **(dataclasses.asdict(generator) if generator else {})}])
+        print_dry_run(
+            config, [{"generator": args.generator, **(dataclasses.asdict(generator) if generator else {})}]
+        )
         return 0
 
     from phaselab.orchestration.sweep import generator_checkpoint, open_sweep
 
-    ctx = open_sweep(config, print, kind=f"train-{args.generator}", key_extra={"generator": args.generator},
-                     synthesize=False)
+    ctx = open_sweep(
+        config,
+        print,
+        kind=f"train-{args.generator}",
+        key_extra={"generator": args.generator},
+        synthesize=False,
+    )
     path = generator_checkpoint(ctx, args.generator, print)
     if path is None:
         print(f"{args.generator!r} learns nothing: choose a learned generator (sbdm, gan, phasegen)")

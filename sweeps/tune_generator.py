@@ -1,6 +1,6 @@
 """Search a generator's hyperparameters on genVal (Optuna + ASHA); the best model is registered.
 
-    python sweeps/tune_generator.py --generator sbdm --samples 8
+python sweeps/tune_generator.py --generator sbdm --samples 8
 """
 
 import sys
@@ -23,8 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     result = run_generator_search(config, args.generator, num_samples=args.samples)
     print(f"best val_loss {result.best_val_loss:.4g} with {result.best_params}")
     print(f"registered as phaselab-{args.generator} v{result.registered_version} ({result.checkpoint})")
-    print(f"use it in the grid: --set generators.{args.generator}.registered=phaselab-{args.generator}/"
-          f"{result.registered_version}")
+    print(
+        f"use it in the grid: --set generators.{args.generator}.registered=phaselab-{args.generator}/"
+        f"{result.registered_version}"
+    )
     return 0
 
 

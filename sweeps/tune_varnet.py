@@ -1,7 +1,7 @@
 """Search VarNet hyperparameters (lr, cascades, chans, batch size) on recVal with Optuna + ASHA.
 
-    python sweeps/tune_varnet.py --source gt --acceleration 6 --num-acs 4 --samples 8
-    python sweeps/tune_varnet.py --config knee --data-root /data/knee --source gt --acceleration 4 --num-acs 16
+python sweeps/tune_varnet.py --source gt --acceleration 6 --num-acs 4 --samples 8
+python sweeps/tune_varnet.py --config knee --data-root /data/knee --source gt --acceleration 4 --num-acs 16
 """
 
 import sys
@@ -20,11 +20,21 @@ def main(argv: list[str] | None = None) -> int:
     config = load_or_exit(args)
     num_acs = args.num_acs or config.grid.num_acs[0]
     if args.dry_run:
-        print_dry_run(config, [{"source": args.source, "acceleration": args.acceleration, "num_acs": num_acs,
-                                "samples": args.samples}])
+        print_dry_run(
+            config,
+            [
+                {
+                    "source": args.source,
+                    "acceleration": args.acceleration,
+                    "num_acs": num_acs,
+                    "samples": args.samples,
+                }
+            ],
+        )
         return 0
-    result = run_varnet_search(config, source=args.source, acceleration=args.acceleration, num_acs=num_acs,
-                               num_samples=args.samples)
+    result = run_varnet_search(
+        config, source=args.source, acceleration=args.acceleration, num_acs=num_acs, num_samples=args.samples
+    )
     print(f"best of {result.trials} trials: val SSIM {result.best_val_ssim:.4f} with {result.best_params}")
     section = {"lr": "train", "batch_size": "train", "cascades": "varnet", "chans": "varnet"}
     overrides = " ".join(f"--set {section[k]}.{k}={v}" for k, v in result.best_params.items())

@@ -18,8 +18,16 @@ def test_presets_resolve_and_validate():
 
 
 def test_overrides_are_typed():
-    config = load_config("demo", ["varnet.cascades=8", "grid.accelerations=[4, 8]", "train.lr=1e-4",
-                                  "train.grad_clip=1", "tracking.uri=http://127.0.0.1:5000"])
+    config = load_config(
+        "demo",
+        [
+            "varnet.cascades=8",
+            "grid.accelerations=[4, 8]",
+            "train.lr=1e-4",
+            "train.grad_clip=1",
+            "tracking.uri=http://127.0.0.1:5000",
+        ],
+    )
     assert config.varnet.cascades == 8
     assert config.grid.accelerations == [4, 8]
     assert config.train.lr == pytest.approx(1e-4)
@@ -52,8 +60,15 @@ def test_bad_values_are_named(override, message):
 
 
 def test_cluster_resources():
-    config = load_config("knee", ["data.root=/mnt/shared/knee", "resources.custom={fake_gpu: 1}",
-                                  "resources.synthesis_custom={a10g: 0.5}", "resources.synthesis_actors=8"])
+    config = load_config(
+        "knee",
+        [
+            "data.root=/mnt/shared/knee",
+            "resources.custom={fake_gpu: 1}",
+            "resources.synthesis_custom={a10g: 0.5}",
+            "resources.synthesis_actors=8",
+        ],
+    )
     assert config.resources.custom == {"fake_gpu": 1.0}
     assert config.resources.synthesis_custom == {"a10g": 0.5} and config.resources.synthesis_actors == 8
     assert load_config("demo").resources.custom == {}

@@ -51,7 +51,9 @@ class TrainedPhaseSource(PhaseSource):
     def __init__(self, **config: Any):
         super().__init__(**config)
         self.networks: dict[str, nn.Module] = self.build_networks()
-        self.ema: dict[str, nn.Module] = {name: self._frozen_copy(self.networks[name]) for name in self.ema_targets}
+        self.ema: dict[str, nn.Module] = {
+            name: self._frozen_copy(self.networks[name]) for name in self.ema_targets
+        }
         self.device = torch.device("cpu")
 
     @staticmethod
@@ -70,8 +72,13 @@ class TrainedPhaseSource(PhaseSource):
         """Optimizers by name; the shared loop sets their learning rate every step."""
 
     @abstractmethod
-    def training_step(self, batch: PhaseBatch, optimizers: dict[str, torch.optim.Optimizer],
-                      generator: torch.Generator, clip: float | None) -> dict[str, float]:
+    def training_step(
+        self,
+        batch: PhaseBatch,
+        optimizers: dict[str, torch.optim.Optimizer],
+        generator: torch.Generator,
+        clip: float | None,
+    ) -> dict[str, float]:
         """One update: forward, backward (use :meth:`clip_and_step`), and the losses as floats."""
 
     @abstractmethod
@@ -84,8 +91,9 @@ class TrainedPhaseSource(PhaseSource):
         return self.ema.get(name, self.networks[name])
 
     @staticmethod
-    def clip_and_step(loss: torch.Tensor, module: nn.Module, optimizer: torch.optim.Optimizer,
-                      clip: float | None) -> None:
+    def clip_and_step(
+        loss: torch.Tensor, module: nn.Module, optimizer: torch.optim.Optimizer, clip: float | None
+    ) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip:
@@ -130,7 +138,7 @@ class TrainedPhaseSource(PhaseSource):
 
 
 def _subdict(state: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _unwrap(module: nn.Module) -> nn.Module:

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from phaselab.generators.trained import PhaseBatch, TrainedPhaseSource, normalize_magnitude
 from phaselab.data.batching import batch_indices
+from phaselab.generators.trained import PhaseBatch, TrainedPhaseSource, normalize_magnitude
 
 
 class PhasePairs(NamedTuple):
@@ -91,8 +91,9 @@ def _batch(pairs: PhasePairs, index: torch.Tensor, device: torch.device) -> Phas
     return PhaseBatch(magnitude.to(device), pairs.phase[index].float().to(device))
 
 
-def validate(source: TrainedPhaseSource, val: PhasePairs, cfg: GeneratorTrainConfig,
-             device: torch.device) -> dict[str, float]:
+def validate(
+    source: TrainedPhaseSource, val: PhasePairs, cfg: GeneratorTrainConfig, device: torch.device
+) -> dict[str, float]:
     """Mean validation losses over fixed batches with fixed noise, so evaluations are comparable."""
     source.train_mode(False)
     totals: dict[str, float] = {}
@@ -100,18 +101,25 @@ def validate(source: TrainedPhaseSource, val: PhasePairs, cfg: GeneratorTrainCon
     with torch.no_grad():
         for b in range(n):
             index = torch.arange(b * cfg.batch_size, min((b + 1) * cfg.batch_size, val.magnitude.shape[0]))
-            losses = source.validation_loss(_batch(val, index, device), torch.Generator(device).manual_seed(b))
+            losses = source.validation_loss(
+                _batch(val, index, device), torch.Generator(device).manual_seed(b)
+            )
             for k, v in losses.items():
                 totals[k] = totals.get(k, 0.0) + v / n
     source.train_mode(True)
     return totals
 
 
-def train_generator(source: TrainedPhaseSource, train: PhasePairs, val: PhasePairs | None,
-                    cfg: GeneratorTrainConfig, *,
-                    report: Callable[[dict[str, float], dict[str, Any] | None], None] | None = None,
-                    resume: dict[str, Any] | None = None,
-                    log: Callable[[str], None] | None = None) -> GeneratorTrainResult:
+def train_generator(
+    source: TrainedPhaseSource,
+    train: PhasePairs,
+    val: PhasePairs | None,
+    cfg: GeneratorTrainConfig,
+    *,
+    report: Callable[[dict[str, float], dict[str, Any] | None], None] | None = None,
+    resume: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> GeneratorTrainResult:
     """Train ``source`` in place; every ``eval_every`` steps validate and ``report(metrics, checkpoint)``.
 
     ``checkpoint`` (rank 0 only, None elsewhere) holds everything :func:`train_generator` needs to
@@ -133,7 +141,9 @@ def train_generator(source: TrainedPhaseSource, train: PhasePairs, val: PhasePai
         best_state, history = resume.get("best_state"), list(resume.get("history", []))
     if world > 1:
         source.networks = {
-            k: nn.parallel.DistributedDataParallel(m, device_ids=[device.index] if device.type == "cuda" else None)
+            k: nn.parallel.DistributedDataParallel(
+                m, device_ids=[device.index] if device.type == "cuda" else None
+            )
             for k, m in source.networks.items()
         }
     source.train_mode(True)
@@ -174,12 +184,18 @@ def train_generator(source: TrainedPhaseSource, train: PhasePairs, val: PhasePai
             checkpoint = None
             if rank == 0:
                 checkpoint = {
-                    "step": done, "state": source.state_dict(), "best_val_loss": best_val,
-                    "best_state": best_state, "history": history, "config": asdict(cfg),
+                    "step": done,
+                    "state": source.state_dict(),
+                    "best_val_loss": best_val,
+                    "best_state": best_state,
+                    "history": history,
+                    "config": asdict(cfg),
                     "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                 }
             if report is not None:
                 report(metrics, checkpoint)
     if world > 1:
         source.networks = {k: m.module for k, m in source.networks.items()}
-    return GeneratorTrainResult(history, best_val, best_state or source.state_dict(), time.perf_counter() - began)
+    return GeneratorTrainResult(
+        history, best_val, best_state or source.state_dict(), time.perf_counter() - began
+    )

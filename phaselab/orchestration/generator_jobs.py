@@ -71,9 +71,14 @@ def generator_worker_loop(config: dict[str, Any]) -> None:
             torch.save(state, Path(tmp) / CHECKPOINT_FILE)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
-    result = train_generator(source, load_phase_pairs(job.train_files),
-                             load_phase_pairs(job.val_files) if job.val_files else None, cfg,
-                             report=report, resume=resume)
+    result = train_generator(
+        source,
+        load_phase_pairs(job.train_files),
+        load_phase_pairs(job.val_files) if job.val_files else None,
+        cfg,
+        report=report,
+        resume=resume,
+    )
     if rank == 0:
         source.load_state_dict(result.best_state)
         source.to("cpu").save(job.output)
@@ -102,9 +107,16 @@ class MlflowReportCallback(ray.train.UserCallback):
         pass
 
 
-def train_generator_distributed(job: GeneratorJob, *, workers: int, use_gpu: bool, storage_path: str | Path,
-                                tracking: tuple[str, str, str] | None = None, max_failures: int = 3,
-                                cpus_per_worker: float = 1.0) -> Path:
+def train_generator_distributed(
+    job: GeneratorJob,
+    *,
+    workers: int,
+    use_gpu: bool,
+    storage_path: str | Path,
+    tracking: tuple[str, str, str] | None = None,
+    max_failures: int = 3,
+    cpus_per_worker: float = 1.0,
+) -> Path:
     """Run ``job`` under a Ray Train ``TorchTrainer``; the same storage + name resumes a killed run."""
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -114,10 +126,13 @@ def train_generator_distributed(job: GeneratorJob, *, workers: int, use_gpu: boo
         train_loop_config={"job": dataclasses.asdict(job)},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
-            num_workers=workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker},
+            num_workers=workers,
+            use_gpu=use_gpu,
+            resources_per_worker={"CPU": cpus_per_worker},
         ),
         run_config=ray.train.RunConfig(
-            name=f"generator-{job.name}-{job.key()}", storage_path=str(storage_path),
+            name=f"generator-{job.name}-{job.key()}",
+            storage_path=str(storage_path),
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
@@ -127,8 +142,9 @@ def train_generator_distributed(job: GeneratorJob, *, workers: int, use_gpu: boo
     return Path(job.output)
 
 
-def register_generator(tracker, run_id: str, checkpoint: str | Path, model_name: str,
-                       tags: dict[str, str] | None = None) -> str:
+def register_generator(
+    tracker, run_id: str, checkpoint: str | Path, model_name: str, tags: dict[str, str] | None = None
+) -> str:
     """Log a saved phase source as an artifact of ``run_id`` and register it; returns the version."""
     from phaselab.tracking import with_retries
 
@@ -144,8 +160,9 @@ def register_generator(tracker, run_id: str, checkpoint: str | Path, model_name:
     return str(version.version)
 
 
-def download_registered_generator(tracker, model_name: str, version: str | None = None,
-                                  dst: str | Path | None = None) -> Path:
+def download_registered_generator(
+    tracker, model_name: str, version: str | None = None, dst: str | Path | None = None
+) -> Path:
     """The saved phase source of a registered version (newest when ``version`` is None)."""
     import mlflow
 
@@ -157,17 +174,26 @@ def download_registered_generator(tracker, model_name: str, version: str | None 
         version = str(max(int(v.version) for v in versions))
     model_version = client.get_model_version(model_name, version)
     dst = Path(dst or tempfile.mkdtemp(prefix="phaselab-generator-"))
-    local = mlflow.artifacts.download_artifacts(artifact_uri=model_version.source, dst_path=str(dst),
-                                                tracking_uri=tracker.uri)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=model_version.source, dst_path=str(dst), tracking_uri=tracker.uri
+    )
     files = sorted(Path(local).glob("*.pt"))
     if not files:
         raise ValueError(f"registered generator {model_name} v{version} holds no .pt checkpoint")
     return files[0]
 
 
-def train_generator_tracked(job: GeneratorJob, tracker, parent_id: str | None, *, workers: int = 1,
-                            use_gpu: bool = False, storage_path: str | Path, model_name: str | None = None,
-                            log_fn: Callable[[str], None] = print) -> tuple[Path, str]:
+def train_generator_tracked(
+    job: GeneratorJob,
+    tracker,
+    parent_id: str | None,
+    *,
+    workers: int = 1,
+    use_gpu: bool = False,
+    storage_path: str | Path,
+    model_name: str | None = None,
+    log_fn: Callable[[str], None] = print,
+) -> tuple[Path, str]:
     """Train ``job`` (skipped when its output exists), log it as an MLflow run, register it."""
     from phaselab.tracking import ROLE, TRIAL_KEY
 
@@ -183,18 +209,35 @@ def train_generator_tracked(job: GeneratorJob, tracker, parent_id: str | None, *
         tags = {TRIAL_KEY: key, ROLE: "generator", "phaselab.generator": job.name}
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
-        run_id = tracker.client.create_run(tracker.experiment_id, tags=tags, run_name=f"generator-{job.name}").info.run_id
-    tracker.log_params(run_id, {**{f"model.{k}": v for k, v in job.model_config.items()},
-                                **{f"train.{k}": v for k, v in job.train_config.items()},
-                                "workers": workers, "train_slices_files": len(job.train_files)})
+        run_id = tracker.client.create_run(
+            tracker.experiment_id, tags=tags, run_name=f"generator-{job.name}"
+        ).info.run_id
+    tracker.log_params(
+        run_id,
+        {
+            **{f"model.{k}": v for k, v in job.model_config.items()},
+            **{f"train.{k}": v for k, v in job.train_config.items()},
+            "workers": workers,
+            "train_slices_files": len(job.train_files),
+        },
+    )
     start = time.perf_counter()
     log_fn(f"generator {job.name}: training on {workers} worker(s), {job.train_config.get('steps')} steps")
-    train_generator_distributed(job, workers=workers, use_gpu=use_gpu, storage_path=storage_path,
-                                tracking=(tracker.uri, tracker.experiment_name, run_id))
+    train_generator_distributed(
+        job,
+        workers=workers,
+        use_gpu=use_gpu,
+        storage_path=storage_path,
+        tracking=(tracker.uri, tracker.experiment_name, run_id),
+    )
     tracker.log_metrics(run_id, {"train_seconds": time.perf_counter() - start}, 0)
-    version = register_generator(tracker, run_id, job.output, model_name or f"phaselab-{job.name}",
-                                 tags={"phaselab.job_key": key})
+    version = register_generator(
+        tracker, run_id, job.output, model_name or f"phaselab-{job.name}", tags={"phaselab.job_key": key}
+    )
     tracker.set_tags(run_id, {"phaselab.registered_version": version})
     tracker.end_run(run_id, "FINISHED")
-    log_fn(f"generator {job.name}: saved {job.output}, registered as {model_name or 'phaselab-' + job.name} v{version}")
+    log_fn(
+        f"generator {job.name}: saved {job.output}, "
+        f"registered as {model_name or 'phaselab-' + job.name} v{version}"
+    )
     return Path(job.output), run_id

@@ -26,10 +26,17 @@ def default_space(name: str) -> dict[str, Any]:
     from ray import tune
 
     spaces = {
-        "sbdm": {"train.lr": tune.loguniform(5e-5, 1e-3), "train.ema_decay": tune.choice([0.99, 0.999, 0.9999]),
-                 "model.sigma_max": tune.choice([10.0, 50.0, 378.0]), "model.nf": tune.choice([16, 32, 64, 128])},
-        "gan": {"train.lr": tune.loguniform(5e-5, 5e-4), "model.l1_weight": tune.choice([50.0, 100.0, 200.0]),
-                "model.ngf": tune.choice([16, 32, 64])},
+        "sbdm": {
+            "train.lr": tune.loguniform(5e-5, 1e-3),
+            "train.ema_decay": tune.choice([0.99, 0.999, 0.9999]),
+            "model.sigma_max": tune.choice([10.0, 50.0, 378.0]),
+            "model.nf": tune.choice([16, 32, 64, 128]),
+        },
+        "gan": {
+            "train.lr": tune.loguniform(5e-5, 5e-4),
+            "model.l1_weight": tune.choice([50.0, 100.0, 200.0]),
+            "model.ngf": tune.choice([16, 32, 64]),
+        },
         "phasegen": {"train.lr": tune.loguniform(5e-5, 1e-3), "model.dropout": tune.choice([0.0, 0.1, 0.2])},
     }
     if name not in spaces:
@@ -65,9 +72,14 @@ def generator_trial(config: dict[str, Any]) -> None:
     trial_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(base["torch_threads"])
     tracker = Tracker(base["tracking_uri"], base["experiment"])
-    tags = {"mlflow.parentRunId": base["parent_id"], "phaselab.role": "generator-trial",
-            "phaselab.generator": job.name}
-    run_id = tracker.client.create_run(tracker.experiment_id, tags=tags, run_name=f"{job.name}-trial").info.run_id
+    tags = {
+        "mlflow.parentRunId": base["parent_id"],
+        "phaselab.role": "generator-trial",
+        "phaselab.generator": job.name,
+    }
+    run_id = tracker.client.create_run(
+        tracker.experiment_id, tags=tags, run_name=f"{job.name}-trial"
+    ).info.run_id
     tracker.log_params(run_id, params)
 
     source = create_phase_source(job.name, **job.model_config)
@@ -85,8 +97,13 @@ def generator_trial(config: dict[str, Any]) -> None:
             tmp.replace(output)
         tune.report(metrics)
 
-    train_generator(source, load_phase_pairs(job.train_files), load_phase_pairs(job.val_files),
-                    GeneratorTrainConfig(**job.train_config), report=report)
+    train_generator(
+        source,
+        load_phase_pairs(job.train_files),
+        load_phase_pairs(job.val_files),
+        GeneratorTrainConfig(**job.train_config),
+        report=report,
+    )
     tracker.set_tags(run_id, {"phaselab.checkpoint": str(output)})
     tracker.end_run(run_id, "FINISHED")
 
@@ -100,9 +117,14 @@ class GeneratorSearchResult:
     parent_run_id: str
 
 
-def run_generator_search(config: SweepConfig, name: str, *, num_samples: int = 8,
-                         space: dict[str, Any] | None = None,
-                         log_fn: Callable[[str], None] = print) -> GeneratorSearchResult:
+def run_generator_search(
+    config: SweepConfig,
+    name: str,
+    *,
+    num_samples: int = 8,
+    space: dict[str, Any] | None = None,
+    log_fn: Callable[[str], None] = print,
+) -> GeneratorSearchResult:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
@@ -110,18 +132,34 @@ def run_generator_search(config: SweepConfig, name: str, *, num_samples: int = 8
 
     space = space or default_space(name)
     gen = config.generators.get(name) or GeneratorConfig()
-    key_extra = {"generator": name, "num_samples": num_samples, "space": {k: str(v) for k, v in space.items()}}
+    key_extra = {
+        "generator": name,
+        "num_samples": num_samples,
+        "space": {k: str(v) for k, v in space.items()},
+    }
     ctx = open_sweep(config, log_fn, kind=f"tune-{name}", key_extra=key_extra, synthesize=False)
-    job = GeneratorJob(name, gen.model, {"device": "auto", **gen.train},
-                       [str(p) for p in ctx.prepared.files("genTrain")],
-                       [str(p) for p in ctx.prepared.files("genVal")], "")
+    job = GeneratorJob(
+        name,
+        gen.model,
+        {"device": "auto", **gen.train},
+        [str(p) for p in ctx.prepared.files("genTrain")],
+        [str(p) for p in ctx.prepared.files("genVal")],
+        "",
+    )
     base_path = ctx.sweep_dir / "base_job.json"
     base_path.parent.mkdir(parents=True, exist_ok=True)
-    base_path.write_text(json.dumps({
-        "job": dataclasses.asdict(job), "trials_dir": str(ctx.sweep_dir / "trials"),
-        "tracking_uri": ctx.tracking_uri, "experiment": config.tracking.experiment,
-        "parent_id": ctx.parent_id, "torch_threads": config.resources.torch_threads,
-    }))
+    base_path.write_text(
+        json.dumps(
+            {
+                "job": dataclasses.asdict(job),
+                "trials_dir": str(ctx.sweep_dir / "trials"),
+                "tracking_uri": ctx.tracking_uri,
+                "experiment": config.tracking.experiment,
+                "parent_id": ctx.parent_id,
+                "torch_threads": config.resources.torch_threads,
+            }
+        )
+    )
 
     res = config.resources
     trainable = tune.with_resources(generator_trial, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
@@ -136,9 +174,13 @@ def run_generator_search(config: SweepConfig, name: str, *, num_samples: int = 8
             trainable,
             param_space={**space, "base_job_path": str(base_path)},
             tune_config=tune.TuneConfig(
-                metric="val_loss", mode="min", num_samples=num_samples, search_alg=OptunaSearch(seed=0),
+                metric="val_loss",
+                mode="min",
+                num_samples=num_samples,
+                search_alg=OptunaSearch(seed=0),
                 scheduler=tune.schedulers.ASHAScheduler(
-                    time_attr="training_iteration", max_t=evaluations,
+                    time_attr="training_iteration",
+                    max_t=evaluations,
                     grace_period=min(config.scheduler.grace_period, evaluations),
                     reduction_factor=config.scheduler.reduction_factor,
                 ),
@@ -157,9 +199,12 @@ def run_generator_search(config: SweepConfig, name: str, *, num_samples: int = 8
             tracker.end_run(run.info.run_id, "KILLED")
     checkpoint = ctx.sweep_dir / "trials" / config_hash(best_params) / f"{name}.pt"
     if not checkpoint.exists():
-        raise RuntimeError(f"best trial stopped before saving its model ({checkpoint}); rerun with more steps")
-    version = register_generator(tracker, ctx.parent_id, checkpoint, f"phaselab-{name}",
-                                 tags={"phaselab.search": ctx.key})
+        raise RuntimeError(
+            f"best trial stopped before saving its model ({checkpoint}); rerun with more steps"
+        )
+    version = register_generator(
+        tracker, ctx.parent_id, checkpoint, f"phaselab-{name}", tags={"phaselab.search": ctx.key}
+    )
     tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
     tracker.log_metrics(ctx.parent_id, {"best_val_loss": best_loss, "trials": len(results)}, step=0)
     tracker.end_run(ctx.parent_id, "FINISHED")

@@ -57,7 +57,9 @@ def _close_unfinished_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[st
             tracker.mark_failed(run.info.run_id, lost)
 
 
-def _run_tune(config: SweepConfig, pending: list[dict[str, Any]], storage: Path | str, name: str, log_fn) -> None:
+def _run_tune(
+    config: SweepConfig, pending: list[dict[str, Any]], storage: Path | str, name: str, log_fn
+) -> None:
     from ray import tune
 
     from phaselab.orchestration.progress import GridProgress
@@ -65,9 +67,13 @@ def _run_tune(config: SweepConfig, pending: list[dict[str, Any]], storage: Path 
 
     res = config.resources
     if res.workers_per_trial > 1:
-        per_worker = {"cpus_per_worker": res.cpus_per_trial, "gpus_per_worker": res.gpus_per_trial,
-                      "custom_per_worker": dict(res.custom), "workers": res.workers_per_trial,
-                      "storage_path": str(storage)}
+        per_worker = {
+            "cpus_per_worker": res.cpus_per_trial,
+            "gpus_per_worker": res.gpus_per_trial,
+            "custom_per_worker": dict(res.custom),
+            "workers": res.workers_per_trial,
+            "storage_path": str(storage),
+        }
         pending = [{**cell, **per_worker} for cell in pending]
         trainable = tune.with_resources(tune_trial_distributed, {"cpu": 0.1})
     else:
@@ -77,17 +83,24 @@ def _run_tune(config: SweepConfig, pending: list[dict[str, Any]], storage: Path 
     scheduler = None
     if config.scheduler.asha:
         scheduler = tune.schedulers.ASHAScheduler(
-            time_attr="training_iteration", metric="val_ssim", mode="max",
-            grace_period=config.scheduler.grace_period, reduction_factor=config.scheduler.reduction_factor,
+            time_attr="training_iteration",
+            metric="val_ssim",
+            mode="max",
+            grace_period=config.scheduler.grace_period,
+            reduction_factor=config.scheduler.reduction_factor,
         )
     tuner = tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search(pending)},
         tune_config=tune.TuneConfig(
-            reuse_actors=True, max_concurrent_trials=res.max_concurrent_trials, scheduler=scheduler,
+            reuse_actors=True,
+            max_concurrent_trials=res.max_concurrent_trials,
+            scheduler=scheduler,
         ),
         run_config=tune.RunConfig(
-            name=name, storage_path=str(storage), verbose=0,
+            name=name,
+            storage_path=str(storage),
+            verbose=0,
             callbacks=[GridProgress(len(pending), log_fn)],
             failure_config=tune.FailureConfig(max_failures=2),
         ),
@@ -116,7 +129,8 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
         _finish_stale_runs(tracker, ctx.parent_id, trial_dirs)
         pending = [
             {**s.cell, "trial_key": k, "spec_path": str(save_spec(s))}
-            for k, s in specs.items() if read_result(s.trial_dir) is None
+            for k, s in specs.items()
+            if read_result(s.trial_dir) is None
         ]
         done = len(specs) - len(pending)
         log_fn(f"grid: {len(specs)} trials, {done} already finished, {len(pending)} to run")
@@ -131,10 +145,26 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
         seconds = time.perf_counter() - start
         trial_seconds = sum(float(r.get("train_seconds", 0.0)) for r in rows)
         log_grid_to_parent(tracker, ctx.parent_id, rows, config)
-        tracker.log_metrics(ctx.parent_id, {"trials_finished": len(rows), "trials_failed": missing,
-                                            "sweep_seconds": seconds, "trial_seconds": trial_seconds}, step=0)
+        tracker.log_metrics(
+            ctx.parent_id,
+            {
+                "trials_finished": len(rows),
+                "trials_failed": missing,
+                "sweep_seconds": seconds,
+                "trial_seconds": trial_seconds,
+            },
+            step=0,
+        )
     tracker.end_run(ctx.parent_id, "FINISHED" if missing == 0 else "FAILED")
     if missing:
         log_fn(f"{missing} trial(s) did not finish; rerun the same command to retry them")
-    return GridResult(rows, ctx.parent_id, ctx.tracking_uri, tracker.experiment_id, Path(config.output_dir).resolve(),
-                      ctx.key, seconds, trial_seconds)
+    return GridResult(
+        rows,
+        ctx.parent_id,
+        ctx.tracking_uri,
+        tracker.experiment_id,
+        Path(config.output_dir).resolve(),
+        ctx.key,
+        seconds,
+        trial_seconds,
+    )

@@ -22,7 +22,8 @@ class GridProgress(Callback):
 
     def _name(self, trial) -> str:
         cell = trial.config.get("cell", {})
-        return f"{cell.get('source')} R={cell.get('acceleration')} nACS={cell.get('num_acs')} seed={cell.get('seed')}"
+        source, r, n, seed = (cell.get(k) for k in ("source", "acceleration", "num_acs", "seed"))
+        return f"{source} R={r} nACS={n} seed={seed}"
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.done += 1
@@ -31,9 +32,13 @@ class GridProgress(Callback):
         eta = elapsed / self.done * (self.total - self.done - self.failed)
         ssim = result.get("test_ssim")
         score = f"test SSIM {ssim:.4f}" if ssim is not None else "done"
-        self.log_fn(f"[{self.done + self.failed}/{self.total}] {self._name(trial)}: {score}"
-                    f"  ({elapsed:.0f}s elapsed, ~{eta:.0f}s left)")
+        self.log_fn(
+            f"[{self.done + self.failed}/{self.total}] {self._name(trial)}: {score}"
+            f"  ({elapsed:.0f}s elapsed, ~{eta:.0f}s left)"
+        )
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.failed += 1
-        self.log_fn(f"[{self.done + self.failed}/{self.total}] {self._name(trial)}: FAILED ({trial.error_file})")
+        self.log_fn(
+            f"[{self.done + self.failed}/{self.total}] {self._name(trial)}: FAILED ({trial.error_file})"
+        )

@@ -32,8 +32,11 @@ def init_ray(config, log_fn: Callable[[str], None] = print, num_cpus: int | None
     else:
         # "local": start a fresh instance even if a `ray start` cluster runs on this machine.
         # A small object store: our datasets travel as file paths, not objects.
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), object_store_memory=256 * 1024**2,
-                 **kwargs)
+        ray.init(
+            address="local", num_cpus=num_cpus or os.cpu_count(), object_store_memory=256 * 1024**2, **kwargs
+        )
     resources = ray.cluster_resources()
-    log_fn(f"ray: {int(resources.get('CPU', 0))} CPU, {int(resources.get('GPU', 0))} GPU"
-           f" on {len(ray.nodes())} node(s)")
+    log_fn(
+        f"ray: {int(resources.get('CPU', 0))} CPU, {int(resources.get('GPU', 0))} GPU"
+        f" on {len(ray.nodes())} node(s)"
+    )

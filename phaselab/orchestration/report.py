@@ -22,8 +22,13 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table = []
 
     def summarize(source: str, r: int, n: int, members: list[dict], prefix: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {"source": source, "acceleration": r, "num_acs": n, "seeds": len(members),
-                                 "effective_acceleration": members[0].get("effective_acceleration")}
+        entry: dict[str, Any] = {
+            "source": source,
+            "acceleration": r,
+            "num_acs": n,
+            "seeds": len(members),
+            "effective_acceleration": members[0].get("effective_acceleration"),
+        }
         for metric in METRICS:
             values = [float(m[f"test_{prefix}{metric}"]) for m in members if f"test_{prefix}{metric}" in m]
             if values:
@@ -78,8 +83,11 @@ def figures(table: list[dict[str, Any]]) -> dict[str, Any]:
         fig, axes = plt.subplots(1, len(acs_values), figsize=(4.5 * len(acs_values), 3.6), squeeze=False)
         for ax, n in zip(axes[0], acs_values, strict=True):
             for source in sources:
-                pts = sorted((e["acceleration"], e[f"{metric}_mean"], e[f"{metric}_std"]) for e in table
-                             if e["source"] == source and e["num_acs"] == n and f"{metric}_mean" in e)
+                pts = sorted(
+                    (e["acceleration"], e[f"{metric}_mean"], e[f"{metric}_std"])
+                    for e in table
+                    if e["source"] == source and e["num_acs"] == n and f"{metric}_mean" in e
+                )
                 if pts:
                     r, mean, std = map(np.array, zip(*pts, strict=True))
                     style = "k--" if source == "zero_filled" else "-o"
@@ -98,8 +106,13 @@ def figures(table: list[dict[str, Any]]) -> dict[str, Any]:
             grid[names.index(e["source"]), rs.index(e["acceleration"])] = e["ssim_mean"]
         fig, ax = plt.subplots(figsize=(1.2 * len(rs) + 2.5, 0.5 * len(names) + 1.5))
         im = ax.imshow(grid, cmap="viridis", aspect="auto")
-        ax.set(xticks=range(len(rs)), xticklabels=[f"R={r}" for r in rs], yticks=range(len(names)),
-               yticklabels=names, title=f"test SSIM, nACS = {n}")
+        ax.set(
+            xticks=range(len(rs)),
+            xticklabels=[f"R={r}" for r in rs],
+            yticks=range(len(names)),
+            yticklabels=names,
+            title=f"test SSIM, nACS = {n}",
+        )
         for (i, j), value in np.ndenumerate(grid):
             ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="w", fontsize=8)
         fig.colorbar(im, ax=ax)
@@ -120,7 +133,9 @@ def log_grid_to_parent(tracker, parent_id: str, rows: list[dict[str, Any]], conf
     tracker.log_table(parent_id, table, "grid/metric_grid.json")
     tracker.log_dict(parent_id, table, "grid/metric_grid_records.json")
     tracker.log_text(parent_id, _csv(table), "grid/metric_grid.csv")
-    tracker.log_text(parent_id, format_grid(table, "ssim") + "\n" + format_grid(table, "psnr"), "grid/metric_grid.txt")
+    tracker.log_text(
+        parent_id, format_grid(table, "ssim") + "\n" + format_grid(table, "psnr"), "grid/metric_grid.txt"
+    )
     for name, fig in figures(table).items():
         tracker.log_figure(parent_id, fig, name)
         plt.close(fig)

@@ -52,9 +52,15 @@ class SweepContext:
         return self.config.storage_path or self.sweep_dir / "ray_results"
 
 
-def open_sweep(config: SweepConfig, log_fn: Callable[[str], None], *, kind: str = "grid",
-               sources: list[str] | None = None, key_extra: dict | None = None,
-               synthesize: bool = True) -> SweepContext:
+def open_sweep(
+    config: SweepConfig,
+    log_fn: Callable[[str], None],
+    *,
+    kind: str = "grid",
+    sources: list[str] | None = None,
+    key_extra: dict | None = None,
+    synthesize: bool = True,
+) -> SweepContext:
     """Find or create the parent run, start Ray, prepare and split the data, synthesize per source."""
     out = Path(config.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -67,8 +73,12 @@ def open_sweep(config: SweepConfig, log_fn: Callable[[str], None], *, kind: str 
     with tracker.closed_on_error(parent_id):  # bad data, Ctrl-C...: the parent run is not left RUNNING
         resolved = dump_yaml(config)
         tracker.log_text(parent_id, resolved, "config.yaml")
-        flat = {f"{section}.{k}": v for section, values in to_dict(config).items() if isinstance(values, dict)
-                for k, v in values.items()}
+        flat = {
+            f"{section}.{k}": v
+            for section, values in to_dict(config).items()
+            if isinstance(values, dict)
+            for k, v in values.items()
+        }
         tracker.log_params(parent_id, {**flat, **{f"search.{k}": v for k, v in (key_extra or {}).items()}})
 
         prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)  # bad input fails before Ray
@@ -98,15 +108,26 @@ def generator_checkpoint(ctx: SweepContext, source: str, log_fn: Callable[[str],
     if gen.registered:
         name, _, version = gen.registered.partition("/")
         log_fn(f"generator {source}: using registered model {name} v{version or 'latest'}")
-        return str(download_registered_generator(ctx.tracker, name, version or None, dst=folder / "registered"))
+        return str(
+            download_registered_generator(ctx.tracker, name, version or None, dst=folder / "registered")
+        )
     job = GeneratorJob(
-        source, gen.model, {"device": "auto", **gen.train},
-        [str(p) for p in ctx.prepared.files("genTrain")], [str(p) for p in ctx.prepared.files("genVal")], "",
+        source,
+        gen.model,
+        {"device": "auto", **gen.train},
+        [str(p) for p in ctx.prepared.files("genTrain")],
+        [str(p) for p in ctx.prepared.files("genVal")],
+        "",
     )
     job = dataclasses.replace(job, output=str(folder / f"{source}-{job.key()}.pt"))
     path, _ = train_generator_tracked(
-        job, ctx.tracker, ctx.parent_id, workers=gen.workers,
-        use_gpu=config.resources.gpus_per_trial > 0, storage_path=ctx.storage, log_fn=log_fn,
+        job,
+        ctx.tracker,
+        ctx.parent_id,
+        workers=gen.workers,
+        use_gpu=config.resources.gpus_per_trial > 0,
+        storage_path=ctx.storage,
+        log_fn=log_fn,
     )
     return str(path)
 
@@ -122,23 +143,45 @@ def synthesize_sources(ctx: SweepContext, sources: list[str], log_fn) -> dict[st
     for source in sources:
         checkpoint = generator_checkpoint(ctx, source, log_fn)
         model_config = config.generators[source].model if source in config.generators else {}
-        plan = plan_synthesis(source, {} if checkpoint else model_config, checkpoint, inputs,
-                              ctx.cache / "synthesis", SYNTHESIS_SEED, prepared.key)
+        plan = plan_synthesis(
+            source,
+            {} if checkpoint else model_config,
+            checkpoint,
+            inputs,
+            ctx.cache / "synthesis",
+            SYNTHESIS_SEED,
+            prepared.key,
+        )
         res = config.resources
-        run_synthesis(plan, use_gpu=use_gpu, num_actors=res.synthesis_actors,
-                      cpus_per_actor=res.synthesis_cpus, resources=res.synthesis_custom, log_fn=log_fn)
+        run_synthesis(
+            plan,
+            use_gpu=use_gpu,
+            num_actors=res.synthesis_actors,
+            cpus_per_actor=res.synthesis_cpus,
+            resources=res.synthesis_custom,
+            log_fn=log_fn,
+        )
         shards[source] = {split: [str(plan.shard_path(p)) for p in files] for split, files in splits.items()}
     return shards
 
 
-def trial_spec(ctx: SweepContext, cell: dict[str, Any], trial_dir: Path, *, with_test: bool = True) -> TrialSpec:
+def trial_spec(
+    ctx: SweepContext, cell: dict[str, Any], trial_dir: Path, *, with_test: bool = True
+) -> TrialSpec:
     """The plain-data description of one VarNet trial of this sweep."""
     config = ctx.config
     return TrialSpec(
-        cell=cell, trial_key=config_hash({"sweep": ctx.key, "cell": cell}), trial_dir=str(trial_dir),
-        train_shards=ctx.shards[cell["source"]]["recTrain"], val_shards=ctx.shards[cell["source"]]["recVal"],
+        cell=cell,
+        trial_key=config_hash({"sweep": ctx.key, "cell": cell}),
+        trial_dir=str(trial_dir),
+        train_shards=ctx.shards[cell["source"]]["recTrain"],
+        val_shards=ctx.shards[cell["source"]]["recVal"],
         test_files=[str(p) for p in ctx.prepared.files("recTest")] if with_test else [],
-        varnet=dataclasses.asdict(config.varnet), train=dataclasses.asdict(config.train),
-        tracking_uri=ctx.tracking_uri, experiment=config.tracking.experiment, parent_run_id=ctx.parent_id,
-        resolved_config=ctx.resolved, torch_threads=config.resources.torch_threads,
+        varnet=dataclasses.asdict(config.varnet),
+        train=dataclasses.asdict(config.train),
+        tracking_uri=ctx.tracking_uri,
+        experiment=config.tracking.experiment,
+        parent_run_id=ctx.parent_id,
+        resolved_config=ctx.resolved,
+        torch_threads=config.resources.torch_threads,
     )

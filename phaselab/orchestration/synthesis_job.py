@@ -1,4 +1,4 @@
-"""Ray Data job: synthesize k-space shards with one actor per GPU (or CPU actors), skipping finished shards."""
+"""Ray Data job: k-space shards with one actor per GPU (or CPU actors), skipping finished shards."""
 
 from __future__ import annotations
 

@@ -62,9 +62,16 @@ def search_trial(config: dict[str, Any]) -> None:
     tune.report({"val_ssim": float(record.get("best_val_ssim") or 0.0), "trial_done": 1.0})
 
 
-def run_varnet_search(config: SweepConfig, *, source: str, acceleration: int, num_acs: int,
-                      num_samples: int = 16, space: SearchSpace | None = None,
-                      log_fn: Callable[[str], None] = print) -> SearchResult:
+def run_varnet_search(
+    config: SweepConfig,
+    *,
+    source: str,
+    acceleration: int,
+    num_acs: int,
+    num_samples: int = 16,
+    space: SearchSpace | None = None,
+    log_fn: Callable[[str], None] = print,
+) -> SearchResult:
     """Optuna (TPE) proposes, ASHA stops lagging trials at each evaluation; resumable by rerunning."""
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
@@ -92,10 +99,13 @@ def run_varnet_search(config: SweepConfig, *, source: str, acceleration: int, nu
                 trainable,
                 param_space={**space.to_tune(), "base_spec_path": str(base_path)},
                 tune_config=tune.TuneConfig(
-                    metric="val_ssim", mode="max", num_samples=num_samples,
+                    metric="val_ssim",
+                    mode="max",
+                    num_samples=num_samples,
                     search_alg=OptunaSearch(seed=0),
                     scheduler=tune.schedulers.ASHAScheduler(
-                        time_attr="training_iteration", max_t=steps + 1,
+                        time_attr="training_iteration",
+                        max_t=steps + 1,
                         grace_period=min(config.scheduler.grace_period, steps),
                         reduction_factor=config.scheduler.reduction_factor,
                     ),

@@ -35,8 +35,9 @@ def _job(files, out, steps):
 def test_two_worker_training_logs_registers_and_loads(ray_session, phantom_files, tmp_path):
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "generators", artifact_root=tmp_path / "art")
     job = _job(phantom_files, tmp_path, steps=4)
-    path, run_id = train_generator_tracked(job, tracker, None, workers=2, storage_path=tmp_path / "ray",
-                                           log_fn=lambda _: None)
+    path, run_id = train_generator_tracked(
+        job, tracker, None, workers=2, storage_path=tmp_path / "ray", log_fn=lambda _: None
+    )
     source = load_phase_source(path)
     magnitude = torch.rand(2, 32, 32)
     phase = source.sample(magnitude, seed=3)
@@ -48,8 +49,9 @@ def test_two_worker_training_logs_registers_and_loads(ray_session, phantom_files
     torch.testing.assert_close(load_phase_source(registered).sample(magnitude, seed=3), phase)
 
     # Same job again: reused, not retrained or logged twice.
-    again, again_run = train_generator_tracked(job, tracker, None, workers=2, storage_path=tmp_path / "ray",
-                                               log_fn=lambda _: None)
+    again, again_run = train_generator_tracked(
+        job, tracker, None, workers=2, storage_path=tmp_path / "ray", log_fn=lambda _: None
+    )
     assert again_run == run_id and again == path
 
 
@@ -83,8 +85,9 @@ def test_killed_worker_resumes_from_checkpoint(ray_session, phantom_files, tmp_p
     killer = threading.Thread(target=_kill_one_worker_after_checkpoint, args=(tmp_path / "ray", stop, killed))
     killer.start()
     try:
-        path, run_id = train_generator_tracked(job, tracker, None, workers=2, storage_path=tmp_path / "ray",
-                                               log_fn=lambda _: None)
+        path, run_id = train_generator_tracked(
+            job, tracker, None, workers=2, storage_path=tmp_path / "ray", log_fn=lambda _: None
+        )
     finally:
         stop.set()
         killer.join()

@@ -18,10 +18,18 @@ pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[2]
 
 TINY = [
-    "data.patients=8", "data.slices=2", "data.size=32",
-    "varnet.cascades=1", "varnet.chans=4", "varnet.pools=2",
-    "train.steps=6", "train.eval_every=3", "train.batch_size=2",
-    "grid.accelerations=[4]", "grid.num_acs=[4]", "grid.seeds=[0]",
+    "data.patients=8",
+    "data.slices=2",
+    "data.size=32",
+    "varnet.cascades=1",
+    "varnet.chans=4",
+    "varnet.pools=2",
+    "train.steps=6",
+    "train.eval_every=3",
+    "train.batch_size=2",
+    "grid.accelerations=[4]",
+    "grid.num_acs=[4]",
+    "grid.seeds=[0]",
 ]
 
 
@@ -67,11 +75,23 @@ def test_tiny_grid_logs_parent_and_children(ray_session, tmp_path):
 
 
 def _driver(tmp_path, address, *extra):
-    args = [sys.executable, str(ROOT / "sweeps" / "recon_grid.py"), "--ray-address", address,
-            *[a for o in [*TINY, f"output_dir={tmp_path}", *extra] for a in ("--set", o)]]
+    args = [
+        sys.executable,
+        str(ROOT / "sweeps" / "recon_grid.py"),
+        "--ray-address",
+        address,
+        *[a for o in [*TINY, f"output_dir={tmp_path}", *extra] for a in ("--set", o)],
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_killed_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp_path):

@@ -1,4 +1,4 @@
-"""Ray Data synthesis: shards readable by fastMRI's SliceDataset, magnitude kept, reruns skip finished shards."""
+"""Ray Data synthesis: shards readable by fastMRI's SliceDataset, magnitude kept, reruns skip done shards."""
 
 import numpy as np
 import pytest
@@ -17,7 +17,9 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def volumes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("phantoms")
-    return [str(p) for p in write_phantom_dataset(folder, patients=3, slices=2, size=32, kind="brain", seed=1)]
+    return [
+        str(p) for p in write_phantom_dataset(folder, patients=3, slices=2, size=32, kind="brain", seed=1)
+    ]
 
 
 @pytest.mark.parametrize("source", ["smooth", "gan"])
@@ -26,7 +28,9 @@ def test_shards_load_in_fastmri_and_keep_the_magnitude(ray_session, volumes, tmp
 
     checkpoint = None
     if source == "gan":  # a learned generator travels to the actors as a checkpoint
-        checkpoint = str(create_phase_source("gan", size=32, ngf=8, ndf=8, n_layers=2).save(tmp_path / "g.pt"))
+        checkpoint = str(
+            create_phase_source("gan", size=32, ngf=8, ndf=8, n_layers=2).save(tmp_path / "g.pt")
+        )
     plan = plan_synthesis(source, {}, checkpoint, volumes, tmp_path / "cache", seed=5, dataset_key="k")
     shards = run_synthesis(plan, log_fn=lambda _: None)
     assert plan.is_complete() and [p.exists() for p in shards] == [True] * 3
@@ -40,8 +44,13 @@ def test_shards_load_in_fastmri_and_keep_the_magnitude(ray_session, volumes, tmp
         torch.testing.assert_close(image.abs(), real.abs(), rtol=1e-4, atol=1e-5 * float(real.abs().max()))
         assert synthetic.attrs["phaselab_phase_source"] == source
         # The stored phase is what the source gives for these slices and seeds, independent of batching.
-        expected = sample_phase(plan_source(source, checkpoint), real.abs().float(), torch.angle(real).float(),
-                                [slice_seed(5, shard.name, i) for i in range(2)], batch_size=1)
+        expected = sample_phase(
+            plan_source(source, checkpoint),
+            real.abs().float(),
+            torch.angle(real).float(),
+            [slice_seed(5, shard.name, i) for i in range(2)],
+            batch_size=1,
+        )
         np.testing.assert_allclose(synthetic.extras["phaselab_phase"], expected.numpy(), atol=1e-5)
 
     stamps = [p.stat().st_mtime_ns for p in shards]

@@ -52,7 +52,13 @@ def overfit_run():
     slices = slices_from_images(magnitude, phase)
     model_cfg = VarNetConfig(cascades=2, chans=8, pools=2)
     train_cfg = TrainConfig(
-        lr=2e-3, batch_size=4, steps=200, eval_every=50, acceleration=4, num_acs=4, num_threads=1,
+        lr=2e-3,
+        batch_size=4,
+        steps=200,
+        eval_every=50,
+        acceleration=4,
+        num_acs=4,
+        num_threads=1,
         random_global_phase=False,  # overfitting six images: no augmentation
     )
     start = time.perf_counter()
