@@ -60,6 +60,19 @@ def load_or_exit(args: argparse.Namespace) -> SweepConfig:
         raise SystemExit(2) from None
 
 
+def exit_on_data_error(config: SweepConfig, run):
+    """Call ``run()``; bad input ends the script with the file and the problem, not a traceback."""
+    from phaselab.data.errors import DataError
+
+    try:
+        return run()
+    except DataError as err:
+        print(f"data error: {err}", file=sys.stderr)
+        if not config.data.skip_bad_files:
+            print("(pass --skip-bad-files to run on the remaining files)", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def print_dry_run(config: SweepConfig, cells: list[dict]) -> None:
     print("# resolved config")
     print(dump_yaml(config))

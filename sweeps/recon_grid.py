@@ -7,10 +7,9 @@ python sweeps/recon_grid.py --set grid.accelerations=[4,8] --dry-run
 
 import sys
 
-from phaselab.data.errors import DataError
 from phaselab.orchestration.grid import grid_cells, run_recon_grid
 from phaselab.orchestration.report import aggregate, format_grid
-from phaselab.sweep_cli import load_or_exit, mlflow_ui_hint, print_dry_run, sweep_parser
+from phaselab.sweep_cli import exit_on_data_error, load_or_exit, mlflow_ui_hint, print_dry_run, sweep_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,13 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print_dry_run(config, grid_cells(config))
         return 0
-    try:
-        result = run_recon_grid(config)
-    except DataError as err:  # bad input: say which file and what is wrong, without a traceback
-        print(f"data error: {err}", file=sys.stderr)
-        if not config.data.skip_bad_files:
-            print("(pass --skip-bad-files to run on the remaining files)", file=sys.stderr)
-        return 2
+    result = exit_on_data_error(config, lambda: run_recon_grid(config))
     table = aggregate(result.rows)
     print()
     print(format_grid(table, "ssim"))

@@ -8,7 +8,7 @@
 import dataclasses
 import sys
 
-from phaselab.sweep_cli import load_or_exit, mlflow_ui_hint, print_dry_run, sweep_parser
+from phaselab.sweep_cli import exit_on_data_error, load_or_exit, mlflow_ui_hint, print_dry_run, sweep_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,14 +28,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from phaselab.orchestration.sweep import generator_checkpoint, open_sweep
 
-    ctx = open_sweep(
-        config,
-        print,
-        kind=f"train-{args.generator}",
-        key_extra={"generator": args.generator},
-        synthesize=False,
-    )
-    path = generator_checkpoint(ctx, args.generator, print)
+    def train():
+        ctx = open_sweep(
+            config,
+            print,
+            kind=f"train-{args.generator}",
+            key_extra={"generator": args.generator},
+            synthesize=False,
+        )
+        with ctx.tracker.closed_on_error(ctx.parent_id):
+            return ctx, generator_checkpoint(ctx, args.generator, print)
+
+    ctx, path = exit_on_data_error(config, train)
     if path is None:
         print(f"{args.generator!r} learns nothing: choose a learned generator (sbdm, gan, phasegen)")
         return 2

@@ -6,7 +6,7 @@ python sweeps/tune_generator.py --generator sbdm --samples 8
 import sys
 
 from phaselab.orchestration.generator_search import run_generator_search
-from phaselab.sweep_cli import load_or_exit, print_dry_run, sweep_parser
+from phaselab.sweep_cli import exit_on_data_error, load_or_exit, print_dry_run, sweep_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print_dry_run(config, [{k: str(v) for k, v in default_space(args.generator).items()}])
         return 0
-    result = run_generator_search(config, args.generator, num_samples=args.samples)
+    result = exit_on_data_error(
+        config, lambda: run_generator_search(config, args.generator, num_samples=args.samples)
+    )
     print(f"best val_loss {result.best_val_loss:.4g} with {result.best_params}")
     print(f"registered as phaselab-{args.generator} v{result.registered_version} ({result.checkpoint})")
     print(

@@ -7,7 +7,7 @@ python sweeps/tune_varnet.py --config knee --data-root /data/knee --source gt --
 import sys
 
 from phaselab.orchestration.varnet_search import run_varnet_search
-from phaselab.sweep_cli import load_or_exit, print_dry_run, sweep_parser
+from phaselab.sweep_cli import exit_on_data_error, load_or_exit, print_dry_run, sweep_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,8 +32,15 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
         return 0
-    result = run_varnet_search(
-        config, source=args.source, acceleration=args.acceleration, num_acs=num_acs, num_samples=args.samples
+    result = exit_on_data_error(
+        config,
+        lambda: run_varnet_search(
+            config,
+            source=args.source,
+            acceleration=args.acceleration,
+            num_acs=num_acs,
+            num_samples=args.samples,
+        ),
     )
     print(f"best of {result.trials} trials: val SSIM {result.best_val_ssim:.4f} with {result.best_params}")
     section = {"lr": "train", "batch_size": "train", "cascades": "varnet", "chans": "varnet"}

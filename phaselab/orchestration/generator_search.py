@@ -138,74 +138,77 @@ def run_generator_search(
         "space": {k: str(v) for k, v in space.items()},
     }
     ctx = open_sweep(config, log_fn, kind=f"tune-{name}", key_extra=key_extra, synthesize=False)
-    job = GeneratorJob(
-        name,
-        gen.model,
-        {"device": "auto", **gen.train},
-        [str(p) for p in ctx.prepared.files("genTrain")],
-        [str(p) for p in ctx.prepared.files("genVal")],
-        "",
-    )
-    base_path = ctx.sweep_dir / "base_job.json"
-    base_path.parent.mkdir(parents=True, exist_ok=True)
-    base_path.write_text(
-        json.dumps(
-            {
-                "job": dataclasses.asdict(job),
-                "trials_dir": str(ctx.sweep_dir / "trials"),
-                "tracking_uri": ctx.tracking_uri,
-                "experiment": config.tracking.experiment,
-                "parent_id": ctx.parent_id,
-                "torch_threads": config.resources.torch_threads,
-            }
+    with ctx.tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: FAILED/KILLED, not RUNNING
+        job = GeneratorJob(
+            name,
+            gen.model,
+            {"device": "auto", **gen.train},
+            [str(p) for p in ctx.prepared.files("genTrain")],
+            [str(p) for p in ctx.prepared.files("genVal")],
+            "",
         )
-    )
+        base_path = ctx.sweep_dir / "base_job.json"
+        base_path.parent.mkdir(parents=True, exist_ok=True)
+        base_path.write_text(
+            json.dumps(
+                {
+                    "job": dataclasses.asdict(job),
+                    "trials_dir": str(ctx.sweep_dir / "trials"),
+                    "tracking_uri": ctx.tracking_uri,
+                    "experiment": config.tracking.experiment,
+                    "parent_id": ctx.parent_id,
+                    "torch_threads": config.resources.torch_threads,
+                }
+            )
+        )
 
-    res = config.resources
-    trainable = tune.with_resources(generator_trial, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
-    experiment = Path(ctx.storage) / "search"
-    if tune.Tuner.can_restore(experiment):
-        log_fn(f"restoring the search from {experiment}")
-        tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
-    else:
-        train_cfg = {"steps": 1000, "eval_every": 100, **gen.train}
-        evaluations = max(1, train_cfg["steps"] // train_cfg["eval_every"])
-        tuner = tune.Tuner(
-            trainable,
-            param_space={**space, "base_job_path": str(base_path)},
-            tune_config=tune.TuneConfig(
-                metric="val_loss",
-                mode="min",
-                num_samples=num_samples,
-                search_alg=OptunaSearch(seed=0),
-                scheduler=tune.schedulers.ASHAScheduler(
-                    time_attr="training_iteration",
-                    max_t=evaluations,
-                    grace_period=min(config.scheduler.grace_period, evaluations),
-                    reduction_factor=config.scheduler.reduction_factor,
+        res = config.resources
+        trainable = tune.with_resources(
+            generator_trial, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
+        )
+        experiment = Path(ctx.storage) / "search"
+        if tune.Tuner.can_restore(experiment):
+            log_fn(f"restoring the search from {experiment}")
+            tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
+        else:
+            train_cfg = {"steps": 1000, "eval_every": 100, **gen.train}
+            evaluations = max(1, train_cfg["steps"] // train_cfg["eval_every"])
+            tuner = tune.Tuner(
+                trainable,
+                param_space={**space, "base_job_path": str(base_path)},
+                tune_config=tune.TuneConfig(
+                    metric="val_loss",
+                    mode="min",
+                    num_samples=num_samples,
+                    search_alg=OptunaSearch(seed=0),
+                    scheduler=tune.schedulers.ASHAScheduler(
+                        time_attr="training_iteration",
+                        max_t=evaluations,
+                        grace_period=min(config.scheduler.grace_period, evaluations),
+                        reduction_factor=config.scheduler.reduction_factor,
+                    ),
+                    max_concurrent_trials=res.max_concurrent_trials or 2,
                 ),
-                max_concurrent_trials=res.max_concurrent_trials or 2,
-            ),
-            run_config=tune.RunConfig(name="search", storage_path=str(ctx.storage), verbose=1),
+                run_config=tune.RunConfig(name="search", storage_path=str(ctx.storage), verbose=1),
+            )
+        results = tuner.fit()
+        best = results.get_best_result(metric="val_loss", mode="min", scope="all")
+        best_params = {k: v for k, v in best.config.items() if k.startswith(("model.", "train."))}
+        best_loss = float(best.metrics_dataframe["val_loss"].min())
+        tracker = ctx.tracker
+        for run in tracker.find_runs({"mlflow.parentRunId": ctx.parent_id}):
+            if run.info.status == "RUNNING":  # stopped early by ASHA
+                tracker.set_tags(run.info.run_id, {"phaselab.stopped_by": "asha"})
+                tracker.end_run(run.info.run_id, "KILLED")
+        checkpoint = ctx.sweep_dir / "trials" / config_hash(best_params) / f"{name}.pt"
+        if not checkpoint.exists():
+            raise RuntimeError(
+                f"best trial stopped before saving its model ({checkpoint}); rerun with more steps"
+            )
+        version = register_generator(
+            tracker, ctx.parent_id, checkpoint, f"phaselab-{name}", tags={"phaselab.search": ctx.key}
         )
-    results = tuner.fit()
-    best = results.get_best_result(metric="val_loss", mode="min", scope="all")
-    best_params = {k: v for k, v in best.config.items() if k.startswith(("model.", "train."))}
-    best_loss = float(best.metrics_dataframe["val_loss"].min())
-    tracker = ctx.tracker
-    for run in tracker.find_runs({"mlflow.parentRunId": ctx.parent_id}):
-        if run.info.status == "RUNNING":  # stopped early by ASHA
-            tracker.set_tags(run.info.run_id, {"phaselab.stopped_by": "asha"})
-            tracker.end_run(run.info.run_id, "KILLED")
-    checkpoint = ctx.sweep_dir / "trials" / config_hash(best_params) / f"{name}.pt"
-    if not checkpoint.exists():
-        raise RuntimeError(
-            f"best trial stopped before saving its model ({checkpoint}); rerun with more steps"
-        )
-    version = register_generator(
-        tracker, ctx.parent_id, checkpoint, f"phaselab-{name}", tags={"phaselab.search": ctx.key}
-    )
-    tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
-    tracker.log_metrics(ctx.parent_id, {"best_val_loss": best_loss, "trials": len(results)}, step=0)
-    tracker.end_run(ctx.parent_id, "FINISHED")
-    return GeneratorSearchResult(best_params, best_loss, checkpoint, version, ctx.parent_id)
+        tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
+        tracker.log_metrics(ctx.parent_id, {"best_val_loss": best_loss, "trials": len(results)}, step=0)
+        tracker.end_run(ctx.parent_id, "FINISHED")
+        return GeneratorSearchResult(best_params, best_loss, checkpoint, version, ctx.parent_id)
