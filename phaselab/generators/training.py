@@ -162,8 +162,9 @@ def train_generator(
         index = index[rank::world] if world > 1 else index
         torch_gen.manual_seed(int(np.random.SeedSequence([cfg.seed, step, rank]).generate_state(1)[0]))
         losses = source.training_step(_batch(train, index, device), optimizers, torch_gen, cfg.grad_clip)
-        if cfg.ema_decay:
-            source.update_ema(cfg.ema_decay)
+        # Without an EMA decay the sampling copies track the live weights, so sample() never uses
+        # untrained ones (copied every step: cheaper than a check on every call to network()).
+        source.update_ema(cfg.ema_decay or 0.0)
         for k, v in losses.items():
             running[k] = running.get(k, 0.0) + v
         count += 1

@@ -102,3 +102,10 @@ def test_phase_encoding_round_trip():
     phase = (torch.rand(3, 8, 8) * 2 - 1) * math.pi
     torch.testing.assert_close(encoding_to_phase(phase_to_encoding(phase)), phase, atol=1e-5, rtol=0)
     assert encoding_to_phase(3.0 * phase_to_encoding(phase)).allclose(phase, atol=1e-5)
+
+
+def test_without_ema_decay_sampling_uses_the_trained_weights():
+    source = Regressor()
+    train_generator(source, _pairs(), None, GeneratorTrainConfig(steps=5, eval_every=5, device="cpu"))
+    for live, ema in zip(source.networks["net"].parameters(), source.ema["net"].parameters(), strict=True):
+        assert torch.equal(live, ema)
