@@ -133,6 +133,37 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {"lr": 1e-3, "batch_size": 8, "steps": 200, "eval_every": 50},
         "grid": {"accelerations": [2, 4, 6], "num_acs": [4, 8], "seeds": [0]},
         "resources": {"cpus_per_trial": 1.0, "torch_threads": 1},
+        # Tiny learned generators for CPU: add them with --set grid.sources=[gt,zero,smooth,sbdm,gan,phasegen]
+        "generators": {
+            "sbdm": {
+                "model": {
+                    "image_size": 64,
+                    "nf": 16,
+                    "ch_mult": [1, 2, 2],
+                    "num_res_blocks": 1,
+                    "attn_resolutions": [16],
+                    "sigma_max": 50.0,
+                    "sampler": "pc",
+                    "steps": 100,
+                },
+                "train": {"steps": 800, "batch_size": 8, "lr": 2e-4, "ema_decay": 0.999, "eval_every": 200},
+            },
+            "gan": {
+                "model": {"size": 64, "ngf": 16, "ndf": 16, "n_layers": 2},
+                "train": {
+                    "steps": 800,
+                    "batch_size": 8,
+                    "lr": 2e-4,
+                    "schedule": "linear_decay",
+                    "eval_every": 200,
+                    "grad_clip": None,
+                },
+            },
+            "phasegen": {
+                "model": {"features": [8, 16, 32], "blocks": 1, "timesteps": 200, "sample_steps": 50},
+                "train": {"steps": 800, "batch_size": 8, "lr": 5e-4, "eval_every": 200},
+            },
+        },
     },
     "knee": {
         "name": "knee",

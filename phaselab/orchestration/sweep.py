@@ -26,8 +26,10 @@ SYNTHESIS_SEED = 0
 
 def sweep_key(config: SweepConfig) -> str:
     """What determines the results: data, models, training and grid (not resources or addresses)."""
-    keep = ("data", "varnet", "train", "grid", "scheduler", "generators")
-    return config_hash({k: v for k, v in to_dict(config).items() if k in keep})
+    keep = ("data", "varnet", "train", "grid", "scheduler")
+    content = {k: v for k, v in to_dict(config).items() if k in keep}
+    content["generators"] = {k: v for k, v in to_dict(config)["generators"].items() if k in config.grid.sources}
+    return config_hash(content)
 
 
 @dataclass
