@@ -130,7 +130,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "fractions": {"genTrain": 0.25, "genVal": 0.05, "recTrain": 0.45, "recVal": 0.1, "recTest": 0.15},
         },
         "varnet": {"cascades": 4, "chans": 16, "pools": 3},
-        "train": {"lr": 1e-3, "batch_size": 8, "steps": 200, "eval_every": 50},
+        "train": {"lr": 1e-3, "batch_size": 8, "steps": 150, "eval_every": 75},
         "grid": {"accelerations": [2, 4, 6], "num_acs": [4, 8], "seeds": [0]},
         "resources": {"cpus_per_trial": 1.0, "torch_threads": 1},
         # Tiny learned generators for CPU: add them with --set grid.sources=[gt,zero,smooth,sbdm,gan,phasegen]

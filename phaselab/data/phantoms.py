@@ -19,9 +19,9 @@ PHANTOM_VERSION = 1
 # std of the complex noise at 256 x 256 relative to the brightest tissue; coarser grids average more
 # signal per pixel, so their default noise is lower in proportion to the size
 NOISE_AT_256 = 0.012
-# width (normalized units, the image spans 2) over which phase changes at tissue boundaries: ~1.5
+# width (normalized units, the image spans 2) over which phase changes at tissue boundaries: ~2
 # pixels at 256 x 256, so phase gradients scale with the image size as measured on real data
-PHASE_EDGE = 0.012
+PHASE_EDGE = 0.016
 _KIND_CODE = {"knee": 1, "brain": 2}
 
 AIR, FAT, MUSCLE, BONE, MARROW, CARTILAGE, FLUID, LIGAMENT, CSF, GREY, WHITE, SINUS, VESSEL = range(13)
@@ -33,7 +33,7 @@ TISSUES = (
 # scaled by the patient's fat shift, the rest by its tissue-contrast factor); susceptibility in ppm
 # relative to water (air +9, cortical bone -2.2, fat +0.6, venous blood +0.45).
 _INTENSITY = np.array([0.0, 0.95, 0.38, 0.04, 0.85, 0.62, 0.9, 0.08, 1.0, 0.62, 0.46, 0.0, 0.2])
-_OFFSET = np.array([0.0, 1.0, 0.0, 0.0, 0.9, 0.35, -0.45, 0.3, -0.45, 0.25, -0.25, 0.0, 0.8])
+_OFFSET = np.array([0.0, 1.0, 0.0, 0.0, 0.9, 0.35, -0.45, 0.3, -0.6, 0.4, -0.35, 0.0, 0.8])
 _CHI = np.array([9.0, 0.6, 0.0, -2.2, 0.5, -0.1, 0.0, -0.1, 0.0, 0.0, -0.05, 9.0, 0.45])
 _FATTY = np.isin(np.arange(len(TISSUES)), [FAT, MARROW])
 
@@ -257,12 +257,12 @@ def _brain(p: dict, f: _Frame, z: float, canvas: _Canvas) -> None:
 def _draw_phase(rng: np.random.Generator) -> dict:
     u = rng.uniform
     return {
-        "fat_shift": u(1.0, 1.5),  # chemical shift of fat at the echo time, rad
-        "contrast": u(0.8, 1.2),
-        "rad_per_ppm": u(0.12, 0.2),  # field strength x echo time
+        "fat_shift": u(1.1, 1.6),  # chemical shift of fat at the echo time, rad
+        "contrast": u(0.9, 1.3),
+        "rad_per_ppm": u(0.18, 0.3),  # field strength x echo time
         "b0": rng.normal(0, [0.3, 0.3, 0.15, 0.15, 0.15]),  # x, y, x^2, xy, y^2
         "b0_drift": rng.normal(0, 0.15, 5),  # change of the B0 terms through the slab
-        "coil": (u(0, 2 * math.pi), u(1.5, 2.0), u(0.5, 1.0), u(0.4, 0.9)),  # angle, distance, phase, shading
+        "coil": (u(0, 2 * math.pi), u(1.5, 2.0), u(0.6, 1.1), u(0.4, 0.9)),  # angle, distance, phase, shading
         "global": u(-math.pi, math.pi),
         "micro": 0.0,  # rad per unit of tissue microstructure (iron, myelin, fibres)
     }
