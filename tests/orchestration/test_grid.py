@@ -101,7 +101,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp
     trials_dir = tmp_path / "sweeps" / sweep_key(config) / "trials"
 
     first = _driver(tmp_path, ray_session, *extra)
-    deadline = time.time() + 240
+    deadline = time.time() + 420
     while time.time() < deadline and len(list(trials_dir.glob("*/result.json"))) < 1:
         assert first.poll() is None, first.stdout.read()
         time.sleep(0.5)
