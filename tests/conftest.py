@@ -19,9 +19,6 @@ def ray_session():
     ray = pytest.importorskip("ray")
     from phaselab.orchestration.ray_runtime import init_ray
 
-    class _Config:
-        ray_address = None
-
-    init_ray(_Config(), log_fn=lambda _: None, num_cpus=2)
+    init_ray(None, log_fn=lambda _: None, num_cpus=2)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

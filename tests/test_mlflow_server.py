@@ -18,21 +18,6 @@ from phaselab.orchestration.grid import run_recon_grid
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "mlflow_server.sh"
-TINY = [
-    "data.patients=8",
-    "data.slices=2",
-    "data.size=32",
-    "varnet.cascades=1",
-    "varnet.chans=4",
-    "varnet.pools=2",
-    "train.steps=4",
-    "train.eval_every=2",
-    "train.batch_size=2",
-    "grid.sources=[gt]",
-    "grid.accelerations=[4]",
-    "grid.num_acs=[4]",
-    "grid.seeds=[0]",
-]
 
 
 def _free_port() -> int:
@@ -90,7 +75,7 @@ def _tags(run: dict) -> dict[str, str]:
 
 def test_sweep_logs_through_tracking_server(ray_session, mlflow_server, tmp_path):
     url, shared = mlflow_server
-    config = load_config("demo", [*TINY, f"output_dir={tmp_path / 'out'}", f"tracking.uri={url}"])
+    config = load_config("tiny", [f"output_dir={tmp_path / 'out'}", f"tracking.uri={url}"])
     result = run_recon_grid(config, log_fn=lambda _: None)
     assert len(result.rows) == 1 and result.tracking_uri == url
 

@@ -31,7 +31,7 @@ import torch
 
 from phaselab.data import dicom
 from phaselab.data.errors import DataError
-from phaselab.data.geometry import center_crop, fourier_resize
+from phaselab.mri.geometry import center_crop, fourier_resize
 
 FORMATS = {
     ".dcm": "dicom",

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from phaselab.content_key import config_hash
 from phaselab.data.check import check_directory
 from phaselab.data.coils import compress_coils
 from phaselab.data.errors import DataError
 from phaselab.data.fastmri_io import list_volumes, read_volume, write_volume
-from phaselab.data.geometry import kspace_to_working_image
 from phaselab.data.splits import SplitManifest, split_patients
-from phaselab.mri.fft import fft2c
+from phaselab.mri.fft import fft2c, ifft2c
+from phaselab.mri.geometry import kspace_to_working_image
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,38 @@ class PreparedDataset:
 
 
 def _content_key(data_config: dict, sources: list[Path]) -> str:
-    from phaselab.config import config_hash
-
     stamp = [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in sources]
     return config_hash({"config": data_config, "files": stamp, "version": PREPARE_VERSION})
+
+
+def phantom_folder(config, cache_dir: Path) -> Path:
+    """Where the phantoms of ``config`` are cached: one folder per setting."""
+    name = f"phantoms-{config.kind}-{config.size}px-{config.patients}x{config.slices}-seed{config.seed}"
+    return cache_dir / name
+
+
+def check_data_source(config) -> None:
+    """Fail fast, before anything is started or logged, when the configured data cannot be read."""
+    if config.source != "fastmri":
+        return
+    if config.root is None:
+        raise DataError("data.root", "not set: pass --data-root DIR (a folder of fastMRI .h5 files)")
+    list_volumes(config.root)  # DataError: missing, not a directory, or no .h5 files
+
+
+def describe_data_source(config) -> str:
+    """One line for dry runs: what the data are, and whether they can be read."""
+    if config.source == "phantoms":
+        return (
+            f"phantoms: {config.patients} {config.kind} patients x {config.slices} slices at "
+            f"{config.size} px (generated on first use, cached)"
+        )
+    try:
+        check_data_source(config)
+    except DataError as err:
+        return f"fastMRI files: NOT READY: {err}"
+    count = len(list_volumes(config.root))
+    return f"fastMRI files: {count} .h5 file(s) in {config.root}, working size {config.size} px"
 
 
 def raw_volumes(config, cache_dir: Path) -> tuple[list[Path], list[DataError]]:
@@ -49,9 +78,8 @@ def raw_volumes(config, cache_dir: Path) -> tuple[list[Path], list[DataError]]:
     if config.source == "phantoms":
         from phaselab.data.phantoms import write_phantom_dataset
 
-        folder = cache_dir / f"phantoms-{config.kind}-{config.size}px-seed{config.seed}"
         files = write_phantom_dataset(
-            folder,
+            phantom_folder(config, cache_dir),
             patients=config.patients,
             slices=config.slices,
             size=config.size,
@@ -59,13 +87,15 @@ def raw_volumes(config, cache_dir: Path) -> tuple[list[Path], list[DataError]]:
             seed=config.seed,
         )
         return sorted(Path(f) for f in files), []
+    check_data_source(config)
     files = list_volumes(config.root)
     bad = check_directory(config.root)
     if bad and not config.skip_bad_files:
         lines = "\n  ".join(str(err) for err in bad)
         raise DataError(
             config.root,
-            f"{len(bad)} bad file(s) (rerun with data.skip_bad_files=true to skip them):\n  {lines}",
+            f"{len(bad)} bad file(s) (pass --skip-bad-files, or set data.skip_bad_files=true, to leave "
+            f"them out):\n  {lines}",
         )
     bad_paths = {err.path.resolve() for err in bad}
     for err in bad:
@@ -130,6 +160,13 @@ def prepare_dataset(config, cache_dir: str | Path, log_fn=print) -> PreparedData
     tmp.write_text(json.dumps({"key": key, "splits": splits}, indent=1))
     os.replace(tmp, done)
     return PreparedDataset(root, key, splits, root / "splits.json")
+
+
+def read_magnitude_and_phase(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Magnitude and acquired phase (float32, (S, H, W)) of every slice of a prepared volume."""
+    volume = read_volume(path, load_target=False)
+    image = ifft2c(torch.from_numpy(volume.kspace))
+    return image.abs().float(), torch.angle(image).float()
 
 
 def load_manifest(prepared: PreparedDataset) -> SplitManifest:

@@ -12,9 +12,6 @@ from phaselab.generators.base import (
     phase_source_class,
     register_phase_source,
     slice_generators,
-    synthesize_image,
-    synthesize_kspace,
-    wrap_phase,
 )
 
 __all__ = [
@@ -25,7 +22,4 @@ __all__ = [
     "phase_source_class",
     "register_phase_source",
     "slice_generators",
-    "synthesize_image",
-    "synthesize_kspace",
-    "wrap_phase",
 ]

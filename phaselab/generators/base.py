@@ -1,10 +1,9 @@
-"""The phase-source interface, its name registry and checkpoints, and magnitude+phase -> complex synthesis.
+"""The phase-source interface, its name registry, checkpoints and per-slice random generators.
 
 A phase source maps magnitude images to phase maps. It never changes the magnitude: complex images and
-k-space are built here, from the caller's magnitude and the source's phase.
+k-space are built by ``phaselab.mri.phase`` from the caller's magnitude and the source's phase.
 """
 
-import math
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -16,7 +15,6 @@ import numpy as np
 import torch
 
 from phaselab.data.errors import DataError
-from phaselab.mri.fft import fft2c
 
 SliceSeed = int | Sequence[int]
 
@@ -153,31 +151,8 @@ def slice_generators(seed: SliceSeed, batch: int) -> list[torch.Generator]:
     return generators
 
 
-def wrap_phase(phase: torch.Tensor) -> torch.Tensor:
-    """Wrap to (-pi, pi]; values already in range are returned bit-for-bit."""
-    wrapped = math.pi - torch.remainder(math.pi - phase, 2 * math.pi)
-    # remainder may round up to exactly 2*pi, which would give -pi
-    wrapped = torch.where(wrapped <= -math.pi, torch.full_like(wrapped, math.pi), wrapped)
-    inside = (phase > -math.pi) & (phase <= math.pi)
-    return torch.where(inside, phase, wrapped)
-
-
 def check_magnitude(magnitude: torch.Tensor) -> None:
     if magnitude.ndim != 3 or magnitude.is_complex():
         raise ValueError(
             f"magnitude must be a real (B, H, W) tensor, got {tuple(magnitude.shape)} {magnitude.dtype}"
         )
-
-
-def synthesize_image(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    """Complex64 ``magnitude * exp(i phase)``; its modulus equals the magnitude up to float32 rounding."""
-    if magnitude.shape != phase.shape:
-        raise ValueError(f"magnitude {tuple(magnitude.shape)} and phase {tuple(phase.shape)} differ in shape")
-    if magnitude.is_complex() or phase.is_complex():
-        raise ValueError("magnitude and phase must be real tensors")
-    return torch.polar(magnitude.float(), phase.to(dtype=torch.float32, device=magnitude.device))
-
-
-def synthesize_kspace(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    """Centered orthonormal k-space of :func:`synthesize_image`."""
-    return fft2c(synthesize_image(magnitude, phase))

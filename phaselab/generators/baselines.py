@@ -10,8 +10,8 @@ from phaselab.generators.base import (
     check_magnitude,
     register_phase_source,
     slice_generators,
-    wrap_phase,
 )
+from phaselab.mri.phase import wrap_phase
 
 
 @register_phase_source("gt")

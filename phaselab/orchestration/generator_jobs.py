@@ -18,6 +18,8 @@ from typing import Any
 import ray.train
 import torch
 
+from phaselab.content_key import config_hash
+from phaselab.data.prepare import read_magnitude_and_phase
 from phaselab.generators.training import GeneratorTrainConfig, PhasePairs
 
 CHECKPOINT_FILE = "generator_state.pt"
@@ -25,9 +27,7 @@ CHECKPOINT_FILE = "generator_state.pt"
 
 def load_phase_pairs(files: list[str | Path]) -> PhasePairs:
     """Magnitude and acquired phase of every slice of prepared (working-size, single-coil) volumes."""
-    from phaselab.synthesis import magnitude_and_phase
-
-    mags, phases = zip(*(magnitude_and_phase(f) for f in files), strict=True)
+    mags, phases = zip(*(read_magnitude_and_phase(f) for f in files), strict=True)
     return PhasePairs(torch.cat(mags), torch.cat(phases))
 
 
@@ -43,8 +43,6 @@ class GeneratorJob:
     output: str  # where the trained PhaseSource is saved (PhaseSource.save format)
 
     def key(self) -> str:
-        from phaselab.config import config_hash
-
         return config_hash({k: v for k, v in dataclasses.asdict(self).items() if k != "output"})
 
 

@@ -16,8 +16,17 @@ from typing import Any
 
 import torch
 
-from phaselab.config import SweepConfig, config_hash
+from phaselab.config import GeneratorConfig, SweepConfig
+from phaselab.content_key import config_hash
 from phaselab.orchestration.generator_jobs import GeneratorJob, load_phase_pairs, register_generator
+from phaselab.orchestration.generator_runs import generator_job
+from phaselab.orchestration.search import (
+    SearchSettings,
+    best_result,
+    close_stopped_runs,
+    describe_space,
+    search_tuner,
+)
 from phaselab.orchestration.sweep import open_sweep
 
 
@@ -126,27 +135,13 @@ def run_generator_search(
     log_fn: Callable[[str], None] = print,
 ) -> GeneratorSearchResult:
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
-
-    from phaselab.config import GeneratorConfig
 
     space = space or default_space(name)
     gen = config.generators.get(name) or GeneratorConfig()
-    key_extra = {
-        "generator": name,
-        "num_samples": num_samples,
-        "space": {k: str(v) for k, v in space.items()},
-    }
-    ctx = open_sweep(config, log_fn, kind=f"tune-{name}", key_extra=key_extra, synthesize=False)
+    key_extra = {"generator": name, "num_samples": num_samples, "space": describe_space(space)}
+    ctx = open_sweep(config, log_fn, kind=f"tune-{name}", key_extra=key_extra)
     with ctx.tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: FAILED/KILLED, not RUNNING
-        job = GeneratorJob(
-            name,
-            gen.model,
-            {"device": "auto", **gen.train},
-            [str(p) for p in ctx.prepared.files("genTrain")],
-            [str(p) for p in ctx.prepared.files("genVal")],
-            "",
-        )
+        job = generator_job(ctx, name)
         base_path = ctx.sweep_dir / "base_job.json"
         base_path.parent.mkdir(parents=True, exist_ok=True)
         base_path.write_text(
@@ -161,45 +156,33 @@ def run_generator_search(
                 }
             )
         )
-
         res = config.resources
         trainable = tune.with_resources(
-            generator_trial, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
+            generator_trial, {**res.custom, "cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
         )
-        experiment = Path(ctx.storage) / "search"
-        if tune.Tuner.can_restore(experiment):
-            log_fn(f"restoring the search from {experiment}")
-            tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
-        else:
-            train_cfg = {"steps": 1000, "eval_every": 100, **gen.train}
-            evaluations = max(1, train_cfg["steps"] // train_cfg["eval_every"])
-            tuner = tune.Tuner(
-                trainable,
-                param_space={**space, "base_job_path": str(base_path)},
-                tune_config=tune.TuneConfig(
-                    metric="val_loss",
-                    mode="min",
-                    num_samples=num_samples,
-                    search_alg=OptunaSearch(seed=0),
-                    scheduler=tune.schedulers.ASHAScheduler(
-                        time_attr="training_iteration",
-                        max_t=evaluations,
-                        grace_period=min(config.scheduler.grace_period, evaluations),
-                        reduction_factor=config.scheduler.reduction_factor,
-                    ),
-                    max_concurrent_trials=res.max_concurrent_trials or 2,
-                ),
-                run_config=tune.RunConfig(name="search", storage_path=str(ctx.storage), verbose=1),
-            )
+        train_cfg = {"steps": 1000, "eval_every": 100, **gen.train}
+        settings = SearchSettings(
+            metric="val_loss",
+            mode="min",
+            num_samples=num_samples,
+            max_t=max(1, train_cfg["steps"] // train_cfg["eval_every"]),
+            grace_period=config.scheduler.grace_period,
+            reduction_factor=config.scheduler.reduction_factor,
+            max_concurrent=res.max_concurrent_trials or 2,
+        )
+        tuner = search_tuner(
+            trainable,
+            {**space, "base_job_path": str(base_path)},
+            settings,
+            storage=str(ctx.storage),
+            name=f"search-{ctx.key}",
+            log_fn=log_fn,
+        )
         results = tuner.fit()
-        best = results.get_best_result(metric="val_loss", mode="min", scope="all")
-        best_params = {k: v for k, v in best.config.items() if k.startswith(("model.", "train."))}
-        best_loss = float(best.metrics_dataframe["val_loss"].min())
+        best_config, best_loss = best_result(results, settings)
+        best_params = {k: v for k, v in best_config.items() if k.startswith(("model.", "train."))}
         tracker = ctx.tracker
-        for run in tracker.find_runs({"mlflow.parentRunId": ctx.parent_id}):
-            if run.info.status == "RUNNING":  # stopped early by ASHA
-                tracker.set_tags(run.info.run_id, {"phaselab.stopped_by": "asha"})
-                tracker.end_run(run.info.run_id, "KILLED")
+        close_stopped_runs(tracker, ctx.parent_id)
         checkpoint = ctx.sweep_dir / "trials" / config_hash(best_params) / f"{name}.pt"
         if not checkpoint.exists():
             raise RuntimeError(

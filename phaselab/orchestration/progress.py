@@ -42,3 +42,31 @@ class GridProgress(Callback):
         self.log_fn(
             f"[{self.done + self.failed}/{self.total}] {self._name(trial)}: FAILED ({trial.error_file})"
         )
+
+
+class SearchProgress(Callback):
+    """One line per finished search trial: its parameters, its best metric, the best so far."""
+
+    def __init__(self, total: int, metric: str, mode: str, log_fn: Callable[[str], None] | None = None):
+        self.total, self.metric, self.mode = total, metric, mode
+        self.log_fn = log_fn or say
+        self.done = 0
+        self.best: float | None = None
+        self.start = time.perf_counter()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.done += 1
+        result = trial.last_result or {}
+        value = result.get(self.metric)
+        if value is not None and (
+            self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        ):
+            self.best = value
+        params = {k: v for k, v in trial.config.items() if not k.endswith("_path")}
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        score = f"{self.metric} {value:.4g}" if value is not None else "no result"
+        best = f"{self.best:.4g}" if self.best is not None else "-"
+        self.log_fn(
+            f"[{self.done}/{self.total}] {shown}: {score} after {result.get('training_iteration', '?')} "
+            f"evaluation(s); best so far {best} ({time.perf_counter() - self.start:.0f}s)"
+        )

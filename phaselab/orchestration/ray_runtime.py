@@ -10,18 +10,21 @@ WORKER_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",  # its background thread broke REST calls on offline machines
     "HDF5_USE_FILE_LOCKING": "FALSE",  # HDF5 on NFS
     "RAY_USAGE_STATS_ENABLED": "0",
-    "PYTHONWARNINGS": "ignore::DeprecationWarning",
 }
+# Ctrl-C stops the sweep like any program (our runs are closed KILLED, a rerun resumes) instead of Tune
+# catching it, finishing quietly and printing its own (for us wrong) Tuner.restore instructions.
+DRIVER_ENV = {**WORKER_ENV, "TUNE_DISABLE_SIGINT_HANDLER": "1"}
 
 
-def init_ray(config, log_fn: Callable[[str], None] = print, num_cpus: int | None = None) -> None:
-    """``ray.init`` once per process; ``config.ray_address`` joins a cluster ("auto" inside one)."""
+def init_ray(
+    address: str | None = None, log_fn: Callable[[str], None] = print, num_cpus: int | None = None
+) -> None:
+    """``ray.init`` once per process: a fresh local instance, or join ``address`` ("auto" on a cluster)."""
     import ray
 
     if ray.is_initialized():
         return
-    os.environ.update({k: v for k, v in WORKER_ENV.items() if k not in os.environ})
-    address = getattr(config, "ray_address", None)
+    os.environ.update({k: v for k, v in DRIVER_ENV.items() if k not in os.environ})
     kwargs = {
         "include_dashboard": False,
         "logging_level": logging.WARNING,

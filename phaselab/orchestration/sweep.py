@@ -1,5 +1,4 @@
-"""What every sweep script sets up before its trials: the MLflow parent run, Ray, the prepared data, the
-learned generators and the synthesized k-space of each phase source.
+"""What every sweep sets up before its trials: the MLflow parent run, Ray and the prepared, split data.
 
 A sweep's key is a hash of what determines its results, so the same command finds the same parent run,
 the same cache folders and the same trial folders again: that is how a killed sweep resumes.
@@ -13,22 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phaselab.config import GeneratorConfig, SweepConfig, config_hash, dump_yaml, to_dict
-from phaselab.data.prepare import PreparedDataset, prepare_dataset
+from phaselab.config import SweepConfig, dump_yaml, to_dict
+from phaselab.content_key import config_hash
+from phaselab.data.prepare import PreparedDataset, check_data_source, prepare_dataset
 from phaselab.orchestration.ray_runtime import init_ray
-from phaselab.orchestration.synthesis_job import run_synthesis
 from phaselab.orchestration.trial import TrialSpec
-from phaselab.synthesis import plan_synthesis
 from phaselab.tracking import Tracker, default_tracking_uri
-
-SYNTHESIS_SEED = 0
 
 
 def sweep_key(config: SweepConfig) -> str:
     """What determines the results: data, models, training and grid (not resources or addresses)."""
     keep = ("data", "varnet", "train", "grid", "scheduler")
     content = {k: v for k, v in to_dict(config).items() if k in keep}
-    content["generators"] = {k: v for k, v in to_dict(config)["generators"].items() if k in config.grid.sources}
+    content["generators"] = {
+        k: v for k, v in to_dict(config)["generators"].items() if k in config.grid.sources
+    }
     return config_hash(content)
 
 
@@ -59,11 +57,13 @@ def open_sweep(
     log_fn: Callable[[str], None],
     *,
     kind: str = "grid",
-    sources: list[str] | None = None,
     key_extra: dict | None = None,
-    synthesize: bool = True,
 ) -> SweepContext:
-    """Find or create the parent run, start Ray, prepare and split the data, synthesize per source."""
+    """Find or create the parent run, start Ray, prepare and split the data.
+
+    The data source is checked before anything is logged, so a wrong ``--data-root`` leaves no run.
+    """
+    check_data_source(config.data)
     out = Path(config.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     key = sweep_key(config) if key_extra is None else config_hash({"sweep": sweep_key(config), **key_extra})
@@ -85,86 +85,9 @@ def open_sweep(
 
         prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)  # bad input fails before Ray
         log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))
-        init_ray(config, log_fn)
+        init_ray(config.ray_address, log_fn)
         ctx = SweepContext(config, key, out / "sweeps" / key, tracker, uri, parent_id, resolved, prepared)
-        if synthesize:
-            ctx.shards = synthesize_sources(ctx, sources or config.grid.sources, log_fn)
     return ctx
-
-
-def generator_checkpoint(ctx: SweepContext, source: str, log_fn: Callable[[str], None]) -> str | None:
-    """Learned sources: the registered model if configured, else train one on genTrain/genVal
-    (content-keyed, so a rerun reuses it). None for sources that learn nothing."""
-    from phaselab.generators.base import phase_source_class
-    from phaselab.orchestration.generator_jobs import (
-        GeneratorJob,
-        download_registered_generator,
-        train_generator_tracked,
-    )
-
-    if not phase_source_class(source).requires_training:
-        return None
-    config = ctx.config
-    gen = config.generators.get(source) or GeneratorConfig()
-    folder = ctx.cache / "generators"
-    if gen.registered:
-        name, _, version = gen.registered.partition("/")
-        log_fn(f"generator {source}: using registered model {name} v{version or 'latest'}")
-        return str(
-            download_registered_generator(ctx.tracker, name, version or None, dst=folder / "registered")
-        )
-    job = GeneratorJob(
-        source,
-        gen.model,
-        {"device": "auto", **gen.train},
-        [str(p) for p in ctx.prepared.files("genTrain")],
-        [str(p) for p in ctx.prepared.files("genVal")],
-        "",
-    )
-    job = dataclasses.replace(job, output=str(folder / f"{source}-{job.key()}.pt"))
-    path, _ = train_generator_tracked(
-        job,
-        ctx.tracker,
-        ctx.parent_id,
-        workers=gen.workers,
-        use_gpu=config.resources.gpus_per_trial > 0,
-        storage_path=ctx.storage,
-        log_fn=log_fn,
-    )
-    return str(path)
-
-
-def synthesize_sources(ctx: SweepContext, sources: list[str], log_fn) -> dict[str, dict[str, list[str]]]:
-    """recTrain + recVal k-space for each phase source. The validation set is synthetic too, as it
-    would be for a magnitude-only archive; only recTest keeps the real k-space."""
-    config, prepared = ctx.config, ctx.prepared
-    shards: dict[str, dict[str, list[str]]] = {}
-    use_gpu = config.resources.gpus_per_trial > 0
-    splits = {split: [str(p) for p in prepared.files(split)] for split in ("recTrain", "recVal")}
-    inputs = [p for files in splits.values() for p in files]
-    for source in sources:
-        checkpoint = generator_checkpoint(ctx, source, log_fn)
-        model_config = config.generators[source].model if source in config.generators else {}
-        plan = plan_synthesis(
-            source,
-            {} if checkpoint else model_config,
-            checkpoint,
-            inputs,
-            ctx.cache / "synthesis",
-            SYNTHESIS_SEED,
-            prepared.key,
-        )
-        res = config.resources
-        run_synthesis(
-            plan,
-            use_gpu=use_gpu,
-            num_actors=res.synthesis_actors,
-            cpus_per_actor=res.synthesis_cpus,
-            resources=res.synthesis_custom,
-            log_fn=log_fn,
-        )
-        shards[source] = {split: [str(plan.shard_path(p)) for p in files] for split, files in splits.items()}
-    return shards
 
 
 def trial_spec(

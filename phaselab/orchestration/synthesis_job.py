@@ -1,53 +1,104 @@
-"""Ray Data job: k-space shards with one actor per GPU (or CPU actors), skipping finished shards."""
+"""Ray Data: synthesis tasks on actors (one per GPU, or CPU actors), for the grid and for archives alike.
+
+Each actor builds its phase source once (a network, for trained generators); each task is one volume,
+handed to the least busy actor. A task whose output exists is skipped, so a rerun or a retried task
+finishes only what is missing.
+"""
 
 from __future__ import annotations
 
-import logging
+import dataclasses
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from phaselab.synthesis import SynthesisPlan, synthesize_volume
+from phaselab.synthesis import SourceSpec, SynthesisPlan, SynthesisSettings, VolumeTask, run_task
+from phaselab.synthesis.archive import synthesis_device
 
-log = logging.getLogger(__name__)
 
+class SynthesisActor:
+    """Callable class for ``map_batches``: holds the phase source; rows are JSON-encoded tasks."""
 
-class ShardSynthesizer:
-    """Callable class for ``map_batches``: holds the phase source (a model, for trained generators)."""
-
-    def __init__(
-        self, source_name: str, source_config: dict, checkpoint: str | None, out_dir: str, seed: int
-    ):
+    def __init__(self, spec: dict[str, Any], settings: dict[str, Any]):
         import ray
-        import torch
 
-        from phaselab.generators import create_phase_source, load_phase_source
-
-        if checkpoint:
-            self.source = load_phase_source(checkpoint)
-        else:
-            self.source = create_phase_source(source_name, **source_config)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        if hasattr(self.source, "to"):
+        self.source = SourceSpec(**spec).build()
+        self.device = synthesis_device(self.source)
+        if self.device != "cpu":
             self.source.to(self.device)
-        self.out_dir = Path(out_dir)
-        self.seed = seed
-        self.node_id = ray.get_runtime_context().get_node_id()  # which node made a shard (multi-node runs)
+        self.settings = SynthesisSettings.from_dict(settings)
+        self.node_id = ray.get_runtime_context().get_node_id()  # which node made a file (multi-node runs)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        shards, seconds, nodes = [], [], []
-        for prepared in batch["input"]:
-            shard = self.out_dir / f"{Path(str(prepared)).stem}.h5"
+        outputs, seconds, nodes = [], [], []
+        for encoded in batch["task"]:
+            task = VolumeTask.from_dict(json.loads(str(encoded)))
             start = time.perf_counter()
-            if not shard.exists():  # idempotent: a rerun or a retried task skips finished shards
-                attrs = {"phaselab_device": self.device, "phaselab_node_id": self.node_id}
-                synthesize_volume(self.source, str(prepared), shard, self.seed, extra_attrs=attrs)
-            shards.append(str(shard))
+            if not Path(task.output).exists():  # idempotent: a rerun or a retried task skips it
+                attrs = {"node_id": self.node_id}
+                run_task(self.source, task, self.settings, self.device, extra_attrs=attrs)
+            outputs.append(task.output)
             seconds.append(time.perf_counter() - start)
             nodes.append(self.node_id)
-        return {"shard": np.array(shards), "seconds": np.array(seconds), "node_id": np.array(nodes)}
+        return {"output": np.array(outputs), "seconds": np.array(seconds), "node_id": np.array(nodes)}
+
+
+def run_tasks_on_ray(
+    spec: SourceSpec,
+    tasks: list[VolumeTask],
+    settings: SynthesisSettings,
+    log_fn: Callable[[str], None] = print,
+    *,
+    use_gpu: bool | None = None,
+    num_actors: int = 1,
+    cpus_per_actor: float = 0.5,
+    resources: dict[str, float] | None = None,
+) -> list[Path]:
+    """Write every task's output through Ray Data; returns the outputs in task order.
+
+    ``use_gpu=None`` takes one GPU per actor when the cluster has GPUs (and at least as many actors as
+    GPUs). Actors need ``cpus_per_actor`` CPUs plus the custom Ray ``resources`` (e.g. a node-type label).
+    Joins a running Ray, else starts a local one.
+    """
+    import ray
+
+    from phaselab.orchestration.ray_runtime import init_ray
+
+    if not tasks:
+        return []
+    init_ray(None, log_fn=log_fn)
+    if use_gpu is None:
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        use_gpu, num_actors = gpus > 0, max(num_actors, gpus)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    actors = max(1, min(num_actors, len(tasks)))
+    if actors > 1:  # start the whole pool before dispatching, so volumes spread over all actors
+        context.wait_for_min_actors_s = 900  # an autoscaling cluster may need minutes for GPU nodes
+    rows = [{"task": json.dumps(t.as_dict())} for t in tasks]
+    # One block per volume: each volume is its own task, handed to the least busy actor.
+    dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        SynthesisActor,
+        fn_constructor_kwargs={"spec": spec.as_dict(), "settings": dataclasses.asdict(settings)},
+        batch_size=1,
+        num_gpus=1 if use_gpu else 0,
+        num_cpus=cpus_per_actor,
+        resources=resources or None,
+        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
+    )
+    done, nodes = [], set()
+    for row in dataset.iter_rows():
+        done.append(str(row["output"]))
+        nodes.add(str(row["node_id"]))
+        if len(done) % 10 == 0 or len(done) == len(tasks):
+            log_fn(f"synthesis: {len(done)}/{len(tasks)} volumes ({float(row['seconds']):.2f} s the last)")
+    log_fn(f"synthesis: {len(tasks)} volumes on {len(nodes)} node(s)")
+    return [Path(t.output) for t in tasks]
 
 
 def run_synthesis(
@@ -59,49 +110,25 @@ def run_synthesis(
     resources: dict[str, float] | None = None,
     log_fn: Callable[[str], None] = print,
 ) -> list[Path]:
-    """Run (or finish) a synthesis plan through Ray Data; returns the shard paths in input order.
-
-    ``num_actors`` actors (one per GPU with ``use_gpu``) each need ``cpus_per_actor`` CPUs plus the
-    custom Ray ``resources`` (e.g. ``{"fake_gpu": 1}``, or a node-type label to pin the job).
-    """
-    import ray
-
+    """Run (or finish) a grid synthesis plan through Ray Data; returns the shard paths in input order."""
     if plan.is_complete():
         log_fn(f"synthesis {plan.source_name}: cached in {plan.out_dir}")
         return plan.shards()
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    pending = plan.pending()
     start = time.perf_counter()
+    pending = plan.pending()
     if pending:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
-        actors = max(1, min(num_actors, len(pending)))
-        if actors > 1:  # start the whole pool before dispatching, so volumes spread over all actors
-            context.wait_for_min_actors_s = 900  # an autoscaling cluster may need minutes for GPU nodes
-        # One block per volume: each volume is its own task, handed to the least busy actor.
-        items = ray.data.from_items([{"input": p} for p in pending], override_num_blocks=len(pending))
-        dataset = items.map_batches(
-            ShardSynthesizer,
-            fn_constructor_kwargs={
-                "source_name": plan.source_name,
-                "source_config": plan.source_config,
-                "checkpoint": plan.checkpoint,
-                "out_dir": str(plan.out_dir),
-                "seed": plan.seed,
-            },
-            batch_size=1,
-            num_gpus=1 if use_gpu else 0,
-            num_cpus=cpus_per_actor,
-            resources=resources or None,
-            compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
-        )
-        nodes = set()
-        for done, row in enumerate(dataset.iter_rows(), 1):
-            nodes.add(str(row["node_id"]))
-            if done % 10 == 0 or done == len(pending):
-                log_fn(f"synthesis {plan.source_name}: {done}/{len(pending)} volumes")
-        log_fn(f"synthesis {plan.source_name}: {len(pending)} volumes on {len(nodes)} node(s)")
-    plan.write_manifest({"seconds": round(time.perf_counter() - start, 2)})
-    log_fn(f"synthesis {plan.source_name}: {len(plan.inputs)} shards in {plan.out_dir}")
+        log_fn(f"synthesis {plan.source_name}: {len(pending)} of {len(plan.tasks)} volumes to write")
+    run_tasks_on_ray(
+        plan.spec,
+        pending,
+        plan.settings,
+        log_fn,
+        use_gpu=use_gpu,
+        num_actors=num_actors,
+        cpus_per_actor=cpus_per_actor,
+        resources=resources,
+    )
+    plan.write_manifest(time.perf_counter() - start)
+    log_fn(f"synthesis {plan.source_name}: {len(plan.tasks)} shards in {plan.out_dir}")
     return plan.shards()

@@ -180,9 +180,11 @@ def _run_trial(
     def report(metrics: dict[str, float], checkpoint: dict[str, Any] | None) -> None:
         step = int(checkpoint["step"]) if checkpoint else int(metrics.get("step", 0))
         if rank_zero and checkpoint is not None:
-            _atomic_save({"run_id": run_id, "train": checkpoint}, ckpt_path)
+            # Log before saving: a trial killed in between repeats this step from the older checkpoint
+            # and skips logging it again; the other order would lose the step's metrics for good.
             if step > last_step:
                 tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if k != "step"}, step)
+            _atomic_save({"run_id": run_id, "train": checkpoint}, ckpt_path)
         if tune_report is not None:
             tune_report({**metrics, "step": step})
 

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phaselab.config import SweepConfig, config_hash
+from phaselab.config import SweepConfig
+from phaselab.content_key import config_hash
+from phaselab.orchestration.search import (
+    SearchSettings,
+    best_result,
+    close_stopped_runs,
+    describe_space,
+    search_tuner,
+)
+from phaselab.orchestration.source_kspace import synthesize_sources
 from phaselab.orchestration.sweep import open_sweep, trial_spec
 from phaselab.orchestration.trial import load_spec, run_trial, save_spec
 
@@ -34,6 +43,9 @@ class SearchSpace:
             "chans": tune.choice(list(self.chans)),
             "batch_size": tune.choice(list(self.batch_size)),
         }
+
+    def describe(self) -> dict[str, str]:
+        return describe_space(self.to_tune())
 
 
 @dataclass
@@ -74,56 +86,44 @@ def run_varnet_search(
 ) -> SearchResult:
     """Optuna (TPE) proposes, ASHA stops lagging trials at each evaluation; resumable by rerunning."""
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     space = space or SearchSpace()
     cell = {"source": source, "acceleration": acceleration, "num_acs": num_acs, "seed": 0}
     search = {"cell": cell, "num_samples": num_samples, "space": dataclasses.asdict(space)}
-    ctx = open_sweep(config, log_fn, kind="varnet-search", sources=[source], key_extra=search)
+    ctx = open_sweep(config, log_fn, kind="varnet-search", key_extra=search)
     with ctx.tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: the parent run FAILED/KILLED
+        ctx.shards = synthesize_sources(ctx, [source], log_fn)
         base = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / "base", with_test=False)
         base_path = save_spec(base)
 
-        storage = ctx.storage
-        experiment = Path(storage) / "search"
         res = config.resources
         trainable = tune.with_resources(
             search_trial, {**res.custom, "cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
         )
-        if tune.Tuner.can_restore(experiment):  # the driver died: rerunning the command continues the search
-            log_fn(f"restoring the search from {experiment}")
-            tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
-        else:
-            steps = config.train.steps // config.train.eval_every
-            tuner = tune.Tuner(
-                trainable,
-                param_space={**space.to_tune(), "base_spec_path": str(base_path)},
-                tune_config=tune.TuneConfig(
-                    metric="val_ssim",
-                    mode="max",
-                    num_samples=num_samples,
-                    search_alg=OptunaSearch(seed=0),
-                    scheduler=tune.schedulers.ASHAScheduler(
-                        time_attr="training_iteration",
-                        max_t=steps + 1,
-                        grace_period=min(config.scheduler.grace_period, steps),
-                        reduction_factor=config.scheduler.reduction_factor,
-                    ),
-                    max_concurrent_trials=res.max_concurrent_trials or 2,
-                    reuse_actors=True,
-                ),
-                run_config=tune.RunConfig(name="search", storage_path=str(storage), verbose=1),
-            )
+        settings = SearchSettings(
+            metric="val_ssim",
+            mode="max",
+            num_samples=num_samples,
+            max_t=config.train.steps // config.train.eval_every + 1,
+            grace_period=config.scheduler.grace_period,
+            reduction_factor=config.scheduler.reduction_factor,
+            max_concurrent=res.max_concurrent_trials or 2,
+        )
+        tuner = search_tuner(
+            trainable,
+            {**space.to_tune(), "base_spec_path": str(base_path)},
+            settings,
+            storage=str(ctx.storage),
+            name=f"search-{ctx.key}",
+            reuse_actors=True,
+            log_fn=log_fn,
+        )
         results = tuner.fit()
-        best = results.get_best_result(metric="val_ssim", mode="max", scope="all")
-        best_params = {k: best.config[k] for k in ("lr", "cascades", "chans", "batch_size")}
-        best_ssim = float(best.metrics_dataframe["val_ssim"].max())
+        best_config, best_ssim = best_result(results, settings)
+        best_params = {k: best_config[k] for k in ("lr", "cascades", "chans", "batch_size")}
 
         tracker = ctx.tracker
-        for run in tracker.child_runs(ctx.parent_id).values():  # ASHA stops trials mid-run: close them
-            if run.info.status == "RUNNING":
-                tracker.set_tags(run.info.run_id, {"phaselab.stopped_by": "asha"})
-                tracker.end_run(run.info.run_id, "KILLED")
+        close_stopped_runs(tracker, ctx.parent_id)
         tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
         tracker.log_metrics(ctx.parent_id, {"best_val_ssim": best_ssim, "trials": len(results)}, step=0)
         tracker.log_text(ctx.parent_id, json.dumps(best_params, indent=1), "best_params.json")

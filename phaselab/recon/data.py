@@ -6,7 +6,7 @@ from typing import NamedTuple
 import torch
 
 from phaselab.data.batching import batch_indices  # noqa: F401  (re-exported: recon's data order)
-from phaselab.generators.base import synthesize_kspace
+from phaselab.mri.phase import synthesize_kspace
 
 
 class KspaceSlices(NamedTuple):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from phaselab.data import phantoms
+from phaselab.data.errors import DataError
 from phaselab.data.fastmri_io import read_volume
 from phaselab.data.phantoms import (
     AIR,
@@ -237,18 +238,21 @@ def test_files_load_with_the_fastmri_package(tmp_path):
     assert fname == "phantom_knee_p001.h5" and slice_num == 1
 
 
-def test_rerun_skips_existing_files_and_redoes_changed_ones(tmp_path):
+def test_rerun_skips_existing_files_and_refuses_other_settings(tmp_path):
     first = write_phantom_dataset(tmp_path, patients=2, slices=2, size=32)
     stamps = [os.stat(p).st_mtime_ns for p in first]
     again = write_phantom_dataset(tmp_path, patients=3, slices=2, size=32)
     assert again[:2] == first
     assert [os.stat(p).st_mtime_ns for p in first] == stamps
     assert again[2].is_file()
-    write_phantom_dataset(tmp_path, patients=1, slices=2, size=32, seed=1)
-    assert os.stat(first[0]).st_mtime_ns != stamps[0]
-    assert read_volume(first[0]).attrs["phaselab_seed"] == 1
-    first[1].write_bytes(b"truncated")
-    write_phantom_dataset(tmp_path, patients=2, slices=2, size=32)
+    # other settings (or fewer patients) would mix two datasets in one folder: refused, nothing written
+    for other in ({"patients": 3, "seed": 1}, {"patients": 3, "size": 64}, {"patients": 1}):
+        settings = {"patients": 3, "slices": 2, "size": 32, **other}
+        with pytest.raises(DataError, match="other settings"):
+            write_phantom_dataset(tmp_path, **settings)
+    assert [os.stat(p).st_mtime_ns for p in first] == stamps
+    first[1].write_bytes(b"truncated")  # a killed run's partial file is ours: written again
+    write_phantom_dataset(tmp_path, patients=3, slices=2, size=32)
     assert read_volume(first[1]).kspace.shape == (2, 32, 32)
 
 

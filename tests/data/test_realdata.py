@@ -9,9 +9,9 @@ import torch
 
 from phaselab.data.coils import compress_coils
 from phaselab.data.fastmri_io import read_volume, write_volume
-from phaselab.data.geometry import phase_of
 from phaselab.mri.fft import fft2c, ifft2c
 from phaselab.mri.metrics import phase_gradient_stats, ssim
+from phaselab.mri.phase import phase_of
 
 MAT = Path(__file__).parent / "gpunufft_brain4ch" / "img_brain_4ch.mat"
 

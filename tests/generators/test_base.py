@@ -1,6 +1,4 @@
-"""Phase-source registry, checkpoints, per-slice seeding and magnitude-preserving synthesis."""
-
-import math
+"""Phase-source registry, checkpoints and per-slice seeding."""
 
 import pytest
 import torch
@@ -14,12 +12,8 @@ from phaselab.generators import (
     load_phase_source,
     register_phase_source,
     slice_generators,
-    synthesize_image,
-    synthesize_kspace,
-    wrap_phase,
 )
 from phaselab.generators.base import _REGISTRY
-from phaselab.mri.fft import fft2c
 
 
 def test_import_registers_the_baselines():
@@ -147,26 +141,3 @@ def test_slice_generators_are_keyed_by_seed_and_index():
         slice_generators([1, 2], 3)
     with pytest.raises(ValueError, match="non-negative"):
         slice_generators(-1, 1)
-
-
-def test_wrap_phase_range_and_identity_inside():
-    phase = torch.tensor([-math.pi, -3.0, 0.1, math.pi, 4.0, -7.0, 2 * math.pi, 100.0])
-    wrapped = wrap_phase(phase)
-    assert (wrapped > -math.pi).all() and (wrapped <= math.pi).all()
-    torch.testing.assert_close(
-        torch.polar(torch.ones(8), wrapped), torch.polar(torch.ones(8), phase), atol=1e-5, rtol=0
-    )
-    assert torch.equal(wrapped[1:4], phase[1:4])  # values in range pass bit-for-bit
-    assert wrapped[0] == torch.tensor(math.pi)  # -pi is outside (-pi, pi]
-
-
-def test_synthesis_keeps_the_magnitude():
-    magnitude = torch.rand(2, 12, 10, dtype=torch.float64) * 5
-    phase = (torch.rand(2, 12, 10) * 2 - 1) * math.pi
-    image = synthesize_image(magnitude, phase)
-    assert image.dtype == torch.complex64
-    torch.testing.assert_close(image.abs(), magnitude.float(), rtol=2e-7, atol=0)
-    torch.testing.assert_close(torch.angle(image), phase, atol=1e-6, rtol=0)
-    assert torch.equal(synthesize_kspace(magnitude, phase), fft2c(image))
-    with pytest.raises(ValueError, match="differ in shape"):
-        synthesize_image(magnitude, phase[:1])

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from phaselab.generators import create_phase_source, synthesize_image
+from phaselab.generators import create_phase_source
+from phaselab.mri.phase import synthesize_image
 
 PI32 = torch.tensor(math.pi, dtype=torch.float32)
 RANDOM_SOURCES = ["iid_gaussian", "smooth", "sinusoid"]

@@ -8,7 +8,7 @@ import torch
 
 from phaselab.data.errors import DataError
 from phaselab.data.phantoms import make_phantom_volume
-from phaselab.generators import create_phase_source, load_phase_source, synthesize_image
+from phaselab.generators import create_phase_source, load_phase_source
 from phaselab.generators.gan import (
     GANPhaseSource,
     PatchDiscriminator,
@@ -19,6 +19,7 @@ from phaselab.generators.gan import (
 from phaselab.generators.trained import PhaseBatch, normalize_magnitude
 from phaselab.generators.training import GeneratorTrainConfig, PhasePairs, train_generator, validate
 from phaselab.mri.metrics import phase_error
+from phaselab.mri.phase import synthesize_image
 
 TINY = {"size": 32, "ngf": 8, "ndf": 8, "n_layers": 2}
 

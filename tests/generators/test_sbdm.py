@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from phaselab.data.geometry import fourier_resize, phase_of
 from phaselab.data.phantoms import make_phantom_volume
 from phaselab.generators import create_phase_source, load_phase_source
 from phaselab.generators.base import slice_generators
@@ -25,6 +24,8 @@ from phaselab.generators.sbdm import (
 )
 from phaselab.generators.sbdm.ncsnpp import AttnBlock, FIRResample
 from phaselab.generators.training import GeneratorTrainConfig, PhasePairs, train_generator, validate
+from phaselab.mri.geometry import fourier_resize
+from phaselab.mri.phase import phase_of
 
 
 def knee_pairs(patients: range, size: int = 16, slices: int = 6) -> PhasePairs:

@@ -16,20 +16,6 @@ from phaselab.orchestration.trial import TrialSpec, run_trial
 from phaselab.tracking import ERROR, Tracker
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "data.slices=2",
-    "data.size=32",
-    "varnet.cascades=1",
-    "varnet.chans=4",
-    "varnet.pools=2",
-    "train.steps=4",
-    "train.eval_every=2",
-    "train.batch_size=2",
-    "grid.sources=[gt]",
-    "grid.accelerations=[4]",
-    "grid.num_acs=[4]",
-    "grid.seeds=[0]",
-]
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +137,7 @@ def test_interrupted_grid_marks_its_parent_run_killed(ray_session, tmp_path, mon
         raise KeyboardInterrupt
 
     monkeypatch.setattr(grid, "_run_tune", interrupted)
-    config = load_config("demo", [*TINY, "data.patients=8", f"output_dir={tmp_path}"])
+    config = load_config("tiny", [f"output_dir={tmp_path}"])
     with pytest.raises(KeyboardInterrupt):
         run_recon_grid(config, log_fn=lambda _: None)
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", config.tracking.experiment)
@@ -167,7 +153,8 @@ def _sweep(tmp_path, data_root, *extra):
         str(data_root),
         "--output-dir",
         str(tmp_path / "out"),
-        *[a for o in TINY for a in ("--set", o)],
+        "--config",
+        "tiny",
         *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -17,24 +17,14 @@ from phaselab.tracking import Tracker
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[2]
 
-TINY = [
-    "data.patients=8",
-    "data.slices=2",
-    "data.size=32",
-    "varnet.cascades=1",
-    "varnet.chans=4",
-    "varnet.pools=2",
+TINY: list[str] = [  # on top of the tiny preset
     "train.steps=6",
     "train.eval_every=3",
-    "train.batch_size=2",
-    "grid.accelerations=[4]",
-    "grid.num_acs=[4]",
-    "grid.seeds=[0]",
 ]
 
 
 def _tiny(tmp_path, *extra):
-    return load_config("demo", [*TINY, f"output_dir={tmp_path}", *extra])
+    return load_config("tiny", [*TINY, f"output_dir={tmp_path}", *extra])
 
 
 def test_tiny_grid_logs_parent_and_children(ray_session, tmp_path):
@@ -78,6 +68,8 @@ def _driver(tmp_path, address, *extra):
     args = [
         sys.executable,
         str(ROOT / "sweeps" / "recon_grid.py"),
+        "--config",
+        "tiny",
         "--ray-address",
         address,
         *[a for o in [*TINY, f"output_dir={tmp_path}", *extra] for a in ("--set", o)],

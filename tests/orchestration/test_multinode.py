@@ -17,19 +17,7 @@ import pytest
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[2]
 
-TINY = [
-    "data.patients=8",
-    "data.slices=2",
-    "data.size=32",
-    "varnet.cascades=1",
-    "varnet.chans=4",
-    "varnet.pools=2",
-    "train.steps=4",
-    "train.eval_every=2",
-    "train.batch_size=2",
-    "grid.sources=[gt]",
-    "grid.accelerations=[4]",
-    "grid.num_acs=[4]",
+TINY: list[str] = [  # on top of the tiny preset
     "grid.seeds=[0, 1]",
     # One trial or one synthesis actor per worker node: each needs that node's only fake GPU.
     "resources.cpus_per_trial=0.5",
@@ -60,7 +48,7 @@ def _scenario(output_dir: str) -> dict:
     workers = [cluster.add_node(num_cpus=1, resources={"fake_gpu": 1}, **small) for _ in range(2)]
     cluster.wait_for_nodes()
     try:
-        config = load_config("demo", [*TINY, f"output_dir={output_dir}", f"ray_address={cluster.address}"])
+        config = load_config("tiny", [*TINY, f"output_dir={output_dir}", f"ray_address={cluster.address}"])
         result = run_recon_grid(config, log_fn=_log)
         shards = sorted(Path(output_dir, "cache", "synthesis").rglob("*.h5"))
         shard_nodes = {}

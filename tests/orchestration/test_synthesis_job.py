@@ -1,5 +1,7 @@
 """Ray Data synthesis: shards readable by fastMRI's SliceDataset, magnitude kept, reruns skip done shards."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from phaselab.data.phantoms import write_phantom_dataset
 from phaselab.generators import create_phase_source
 from phaselab.mri.fft import ifft2c
 from phaselab.orchestration.synthesis_job import run_synthesis
-from phaselab.synthesis import plan_synthesis, sample_phase, slice_seed
+from phaselab.synthesis import SourceSpec, plan_synthesis, read_manifest, sample_phase, slice_seed
 
 pytestmark = pytest.mark.ray
 
@@ -31,7 +33,8 @@ def test_shards_load_in_fastmri_and_keep_the_magnitude(ray_session, volumes, tmp
         checkpoint = str(
             create_phase_source("gan", size=32, ngf=8, ndf=8, n_layers=2).save(tmp_path / "g.pt")
         )
-    plan = plan_synthesis(source, {}, checkpoint, volumes, tmp_path / "cache", seed=5, dataset_key="k")
+    spec = SourceSpec(checkpoint=checkpoint) if checkpoint else SourceSpec(source)
+    plan = plan_synthesis(spec, volumes, tmp_path / "cache", seed=5, dataset_key="k")
     shards = run_synthesis(plan, log_fn=lambda _: None)
     assert plan.is_complete() and [p.exists() for p in shards] == [True] * 3
 
@@ -45,27 +48,24 @@ def test_shards_load_in_fastmri_and_keep_the_magnitude(ray_session, volumes, tmp
         assert synthetic.attrs["phaselab_phase_source"] == source
         # The stored phase is what the source gives for these slices and seeds, independent of batching.
         expected = sample_phase(
-            plan_source(source, checkpoint),
+            spec.build(),
             real.abs().float(),
-            torch.angle(real).float(),
-            [slice_seed(5, shard.name, i) for i in range(2)],
+            [slice_seed(5, Path(original).name, i) for i in range(2)],
+            true_phase=torch.angle(real).float(),
             batch_size=1,
         )
         np.testing.assert_allclose(synthetic.extras["phaselab_phase"], expected.numpy(), atol=1e-5)
 
+    manifest = read_manifest(plan.out_dir)
+    assert manifest["phase_source"] == source and [v["slices"] for v in manifest["volumes"]] == [2, 2, 2]
+    assert (manifest["checkpoint_sha256"] is not None) == (checkpoint is not None)
     stamps = [p.stat().st_mtime_ns for p in shards]
     run_synthesis(plan, log_fn=lambda _: None)  # complete: nothing is rewritten
     assert [p.stat().st_mtime_ns for p in shards] == stamps
 
 
-def plan_source(name, checkpoint):
-    from phaselab.generators import load_phase_source
-
-    return load_phase_source(checkpoint) if checkpoint else create_phase_source(name)
-
-
 def test_a_killed_job_finishes_only_the_missing_shards(ray_session, volumes, tmp_path):
-    plan = plan_synthesis("sinusoid", {}, None, volumes, tmp_path / "cache", seed=0, dataset_key="k")
+    plan = plan_synthesis(SourceSpec("sinusoid"), volumes, tmp_path / "cache", seed=0, dataset_key="k")
     run_synthesis(plan, log_fn=lambda _: None)
     plan.manifest_path.unlink()  # as if the job died after writing its shards but before the manifest
     victim = plan.shards()[1]

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phaselab.data.geometry import fourier_resize
+from phaselab.mri.geometry import fourier_resize
 
 
 def to_split(z: torch.Tensor) -> torch.Tensor:

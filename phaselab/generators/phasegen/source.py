@@ -12,7 +12,6 @@ from phaselab.generators.base import (
     check_magnitude,
     register_phase_source,
     slice_generators,
-    wrap_phase,
 )
 from phaselab.generators.phasegen.complex_layers import set_dropout_generator
 from phaselab.generators.phasegen.diffusion import (
@@ -26,6 +25,7 @@ from phaselab.generators.phasegen.diffusion import (
 from phaselab.generators.phasegen.unet import PAPER_FEATURES, ComplexUNet
 from phaselab.generators.trained import PhaseBatch, TrainedPhaseSource, normalize_magnitude
 from phaselab.generators.training import GeneratorTrainConfig
+from phaselab.mri.phase import wrap_phase
 
 
 def _model_input(z_t: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:

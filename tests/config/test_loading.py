@@ -1,14 +1,15 @@
-"""Config presets, YAML files, --set overrides and the errors they give."""
+"""Config presets (YAML files shipped in the package), YAML files, --set overrides and their errors."""
 
 import pytest
 
-from phaselab.config import PRESETS, ConfigError, SweepConfig, config_hash, load_config, parse_override
+from phaselab.config import ConfigError, SweepConfig, load_config, parse_override, preset_names
+from phaselab.content_key import config_hash
 
 
 def test_presets_resolve_and_validate():
-    for name in PRESETS:
-        config = load_config(name, ["data.root=/data"] if name != "demo" else [])
-        assert isinstance(config, SweepConfig)
+    assert {"demo", "knee", "brain", "tiny"} <= set(preset_names())
+    for name in preset_names():
+        assert isinstance(load_config(name), SweepConfig)
     demo = load_config("demo")
     assert demo.data.size == 64 and demo.varnet.cascades == 4
     assert demo.grid.num_acs == [4, 8] and demo.grid.accelerations == [2, 4, 6]
@@ -74,9 +75,26 @@ def test_cluster_resources():
     assert load_config("demo").resources.custom == {}
 
 
-def test_fastmri_source_needs_root():
-    with pytest.raises(ConfigError, match="data.root"):
-        load_config("knee")
+def test_brain_is_knee_with_brain_data():
+    knee, brain = load_config("knee"), load_config("brain")
+    assert brain.data.kind == "brain" and brain.name == "brain" and brain.output_dir.endswith("brain")
+    for section in ("varnet", "train", "grid", "resources"):
+        assert getattr(brain, section) == getattr(knee, section)
+
+
+def test_tiny_preset_is_the_demo_made_small():
+    tiny = load_config("tiny")
+    assert tiny.data.size == 32 and tiny.train.steps == 4 and tiny.grid.sources == ["gt"]
+    assert tiny.generators["sbdm"].model["image_size"] == 32  # learned sources work at its size
+    assert tiny.train.lr == load_config("demo").train.lr  # what it does not set comes from the demo
+
+
+def test_presets_that_include_each_other_are_refused(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(f"preset: {b}\n")
+    b.write_text(f"preset: {a}\n")
+    with pytest.raises(ConfigError, match="include each other"):
+        load_config(str(a))
 
 
 def test_yaml_file_with_preset_base(tmp_path):

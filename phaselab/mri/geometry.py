@@ -86,9 +86,3 @@ def kspace_to_working_image(
     if size is not None:
         image = fourier_resize(image, size)
     return image
-
-
-def phase_of(image: torch.Tensor) -> torch.Tensor:
-    """``atan2(imag, real)`` in (-pi, pi]: torch.angle, its -pi (negative real, imag -0.0) mapped to pi."""
-    phase = torch.angle(image)
-    return torch.where(phase == -math.pi, torch.full_like(phase, math.pi), phase)

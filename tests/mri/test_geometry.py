@@ -5,8 +5,9 @@ import pytest
 import torch
 from fastmri.data.transforms import center_crop as fastmri_center_crop
 
-from phaselab.data.geometry import center_crop, fourier_resize, kspace_to_working_image, phase_of
 from phaselab.mri.fft import fft2c, ifft2c
+from phaselab.mri.geometry import center_crop, fourier_resize, kspace_to_working_image
+from phaselab.mri.phase import phase_of
 
 
 def _complex(shape, seed=0) -> torch.Tensor:
@@ -108,11 +109,3 @@ def test_kspace_to_working_image_crops_only_where_larger():
     expected = fourier_resize(center_crop(image, (40, 30)), 32)
     assert torch.allclose(working, expected, atol=1e-5)
     assert torch.allclose(kspace_to_working_image(kspace, crop=None, size=None), image, atol=1e-5)
-
-
-def test_phase_of_is_half_open_interval():
-    values = torch.tensor([complex(-1, 0.0), complex(-1, -0.0), 1j, -1j, 1 + 0j], dtype=torch.complex64)
-    phase = phase_of(values)
-    assert phase[0] == phase[1] == torch.tensor(math.pi, dtype=torch.float32)
-    assert torch.allclose(phase[2:], torch.tensor([math.pi / 2, -math.pi / 2, 0.0]))
-    assert phase.min() > -math.pi

@@ -1,6 +1,7 @@
 """Archive synthesis from magnitude-only files: fastMRI-loadable output, exact magnitude, the source's phase,
 bad inputs, reruns, the CLI and the Ray Data path."""
 
+import dataclasses
 import json
 import math
 
@@ -12,14 +13,12 @@ import torch
 from fastmri.data import SliceDataset
 from fastmri.data import transforms as T
 
-from phaselab.cli import main
 from phaselab.data.errors import DataError
 from phaselab.data.magnitude import read_magnitude_volume, to_working_size
 from phaselab.generators import create_phase_source
-from phaselab.magnitude_synthesis import BadInputs, manifest_path, synthesize_archive
-from phaselab.synthesis import slice_seed
+from phaselab.synthesis import BadInputs, manifest_path, slice_seed, synthesize_archive
 
-from .data.magnitude_files import EPI_4D, MR_SMALL, bad_files, edited_dicom, real_archive
+from ..data.magnitude_files import EPI_4D, MR_SMALL, bad_files, edited_dicom, real_archive
 
 SIZE = 80  # up from the 64x64 DICOM, down from the NIfTI's 96x96 square FOV
 
@@ -123,43 +122,21 @@ def test_checkpoint_source_and_refused_sources(tmp_path):
         synthesize_archive(archive, tmp_path / "both", "zero", checkpoint=ckpt, log_fn=quiet)
 
 
-def test_cli_reports_bad_files_exits_nonzero_and_skips_on_request(tmp_path, capsys):
-    archive = real_archive(tmp_path / "archive")
-    expected = bad_files(archive)
-    out = tmp_path / "kspace"
-    args = ["synthesize", "--input", str(archive), "--out", str(out), "--source", "zero", "--size", "32"]
-    assert main(args) == 1
-    printed = capsys.readouterr().out
-    for name, problem in expected.items():
-        assert any(
-            name in line and problem in line for line in printed.splitlines() if line.startswith("BAD")
-        )
-    assert "nothing written" in printed and not any(out.iterdir())
-    assert main([*args, "--skip-bad-files"]) == 0
-    assert "wrote 2 volume(s), 0 already done, 4 bad file(s) skipped" in capsys.readouterr().out
-    assert main([*args, "--skip-bad-files"]) == 0
-    assert "wrote 0 volume(s), 2 already done" in capsys.readouterr().out
-    assert main([*args[:-4], "--source", "gt"]) == 2
-    assert "needs the acquired phase" in capsys.readouterr().err
-    (tmp_path / "empty").mkdir()
-    assert (
-        main(["synthesize", "--input", str(tmp_path / "empty"), "--out", str(out), "--source", "zero"]) == 1
-    )
-    assert "empty directory" in capsys.readouterr().err
-
-
 def test_ray_actor_callable_writes_what_the_in_process_loop_writes(tmp_path):
-    from phaselab.orchestration.archive_job import ArchiveSynthesizer
+    from phaselab.orchestration.synthesis_job import SynthesisActor
+    from phaselab.synthesis import SourceSpec, SynthesisSettings, VolumeTask
 
     archive = real_archive(tmp_path / "archive")
     local = synthesize_archive(archive, tmp_path / "local", "smooth", size=32, seed=5, log_fn=quiet)
-    (tmp_path / "actor").mkdir()
-    settings = json.loads(manifest_path(tmp_path / "local").read_text())
-    settings["batch_size"] = 4  # another batching must not change a slice's phase
-    actor = ArchiveSynthesizer({"name": "smooth"}, str(tmp_path / "actor"), settings)
-    item = {"name": "nibabel_example4d", "files": [str(archive / EPI_4D.name)], "format": "nifti"}
-    row = actor({"item": np.array([json.dumps(item)])})
-    assert row["output"].tolist() == [str(tmp_path / "actor" / "nibabel_example4d.h5")]
+    spec = SourceSpec("smooth")
+    identity = {**spec.identity(spec.build()), "checkpoint": None}
+    # another batching must not change a slice's phase
+    settings = SynthesisSettings(seed=5, size=32, batch_size=4, input_dir=str(archive), identity=identity)
+    actor = SynthesisActor(spec.as_dict(), dataclasses.asdict(settings))
+    output = str(tmp_path / "actor" / "nibabel_example4d.h5")
+    task = VolumeTask("nibabel_example4d", output, files=(str(archive / EPI_4D.name),), format="nifti")
+    row = actor({"task": np.array([json.dumps(task.as_dict())])})
+    assert row["output"].tolist() == [output]
     with h5py.File(local.outputs[0]) as ha, h5py.File(row["output"][0]) as hb:
         np.testing.assert_array_equal(ha["kspace"][()], hb["kspace"][()])
 
@@ -169,8 +146,10 @@ def test_ray_actor_callable_writes_what_the_in_process_loop_writes(tmp_path):
 def test_ray_data_path_writes_the_same_volumes(tmp_path, ray_session):
     archive = real_archive(tmp_path / "archive")
     local = synthesize_archive(archive, tmp_path / "local", "smooth", size=32, seed=5, log_fn=quiet)
+    from phaselab.orchestration.synthesis_job import run_tasks_on_ray
+
     on_ray = synthesize_archive(
-        archive, tmp_path / "ray", "smooth", size=32, seed=5, use_ray=True, log_fn=quiet
+        archive, tmp_path / "ray", "smooth", size=32, seed=5, runner=run_tasks_on_ray, log_fn=quiet
     )
     assert [p.name for p in on_ray.written] == [p.name for p in local.written]
     for a, b in zip(local.outputs, on_ray.outputs, strict=True):

@@ -1,0 +1,106 @@
+"""The sweep config as typed dataclasses: one section per concern, defaults of the paper-scale study."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A config key or value is wrong; the message names the key."""
+
+
+@dataclass
+class DataConfig:
+    source: Literal["phantoms", "fastmri"] = "phantoms"
+    root: str | None = None  # fastMRI directory (source=fastmri) or where phantoms are cached
+    kind: Literal["knee", "brain"] = "knee"
+    patients: int = 24  # phantoms only
+    slices: int = 8  # phantoms only
+    size: int = 64  # working size: images are Fourier-resized to size x size
+    crop: int = 320  # field of view the image is cropped to before resizing (fastMRI: 320)
+    seed: int = 0  # phantom generation seed
+    split_seed: int = 0
+    fractions: dict[str, float] | None = None  # None: the studies' table for `kind`
+    coil_compression: Literal["svd"] = "svd"
+    skip_bad_files: bool = False
+
+
+@dataclass
+class VarNetModelConfig:
+    cascades: int = 12
+    chans: int = 18
+    pools: int = 4
+
+
+@dataclass
+class TrainingConfig:
+    lr: float = 3e-4
+    batch_size: int = 4
+    steps: int = 2000
+    eval_every: int = 200  # steps between validation/checkpoint ("epochs" in MLflow and Tune)
+    bf16: bool = False  # bf16 autocast; CUDA only
+    grad_clip: float | None = None
+
+
+@dataclass
+class GridConfig:
+    sources: list[str] = field(default_factory=lambda: ["gt", "zero", "iid_gaussian", "smooth", "sinusoid"])
+    accelerations: list[int] = field(default_factory=lambda: [2, 3, 4, 6])
+    num_acs: list[int] = field(default_factory=lambda: [16, 26, 31])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    mask: Literal["equispaced"] = "equispaced"
+
+
+@dataclass
+class ResourcesConfig:
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # fractions pack several small trials on one GPU
+    workers_per_trial: int = 1  # >1 runs the trial under Ray Train (DDP)
+    max_concurrent_trials: int | None = None
+    torch_threads: int = 1  # intra-op threads per trial
+    synthesis_cpus: float = 0.5  # per Ray Data actor
+    synthesis_actors: int = 1  # Ray Data actors synthesizing in parallel (one per GPU on a cluster)
+    # Extra Ray resources per trial / per synthesis actor, e.g. {"fake_gpu": 1}, or a node type's label
+    # resource to pin work to it; they must exist on some node (ray start --resources=...).
+    custom: dict[str, float] = field(default_factory=dict)
+    synthesis_custom: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = None  # None: sqlite file under output_dir
+    experiment: str = "phaselab-recon-grid"
+
+
+@dataclass
+class SchedulerConfig:
+    asha: bool = False
+    grace_period: int = 2  # evaluations before ASHA may stop a trial
+    reduction_factor: int = 3
+
+
+@dataclass
+class GeneratorConfig:
+    """How to obtain one learned phase source for the grid: train it here, or take a registered one."""
+
+    model: dict[str, Any] = field(default_factory=dict)  # the phase source's constructor keywords
+    train: dict[str, Any] = field(default_factory=dict)  # GeneratorTrainConfig fields
+    workers: int = 1  # Ray Train workers (DDP); GPUs when resources.gpus_per_trial > 0
+    registered: str | None = None  # "model-name" or "model-name/version" in the MLflow registry
+
+
+@dataclass
+class SweepConfig:
+    name: str = "demo"
+    output_dir: str = "phaselab_runs/demo"
+    ray_address: str | None = None  # None: start Ray locally; "auto": join a running cluster
+    storage_path: str | None = None  # Ray results; None: <output_dir>/ray_results
+    data: DataConfig = field(default_factory=DataConfig)
+    varnet: VarNetModelConfig = field(default_factory=VarNetModelConfig)
+    train: TrainingConfig = field(default_factory=TrainingConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    generators: dict[str, GeneratorConfig] = field(default_factory=dict)

@@ -1,0 +1,108 @@
+"""The one Optuna + ASHA search builder: Optuna (TPE) proposes, ASHA stops lagging trials, a rerun resumes.
+
+Used by the VarNet search (``varnet_search``) and the generator searches (``generator_search``). A search
+lives in ``<storage>/<name>``; callers name it by the content key of what it searches, so two searches
+of different cells on one shared storage never restore each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from phaselab.tracking import Tracker
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    metric: str  # reported by every trial at every evaluation
+    mode: Literal["min", "max"]
+    num_samples: int  # Optuna trials
+    max_t: int  # evaluations of a trial that runs to the end
+    grace_period: int  # evaluations before ASHA may stop a trial
+    reduction_factor: int
+    max_concurrent: int
+    seed: int = 0
+
+
+def describe_space(space: dict[str, Any]) -> dict[str, str]:
+    """Readable search-space entries for dry runs and MLflow params: ``loguniform(5e-05, 0.001)``."""
+    from ray.tune.search.sample import Categorical, Domain
+
+    described = {}
+    for key, domain in space.items():
+        if isinstance(domain, Categorical):
+            described[key] = f"choice({list(domain.categories)})"
+        elif isinstance(domain, Domain):
+            kind = type(domain.get_sampler()).__name__.strip("_").lower()  # uniform, loguniform, normal
+            prefix = "rand" if type(domain).__name__ == "Integer" else ""
+            described[key] = f"{prefix}{kind}({domain.lower}, {domain.upper})"
+        else:
+            described[key] = repr(domain)
+    return described
+
+
+def search_tuner(
+    trainable: Any,
+    space: dict[str, Any],
+    settings: SearchSettings,
+    *,
+    storage: str,
+    name: str,
+    reuse_actors: bool = False,
+    log_fn: Callable[[str], None] = print,
+) -> Any:
+    """A ``tune.Tuner`` for the search; restored from ``<storage>/<name>`` when a driver died mid-search.
+    A fresh search prints one line per finished trial."""
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from phaselab.orchestration.progress import SearchProgress
+
+    experiment = f"{str(storage).rstrip('/')}/{name}"
+    if tune.Tuner.can_restore(experiment):
+        log_fn(f"resuming the search in {experiment}")
+        return tune.Tuner.restore(experiment, trainable, resume_errored=True)
+    return tune.Tuner(
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            metric=settings.metric,
+            mode=settings.mode,
+            num_samples=settings.num_samples,
+            search_alg=OptunaSearch(seed=settings.seed),
+            scheduler=tune.schedulers.ASHAScheduler(
+                time_attr="training_iteration",
+                max_t=max(1, settings.max_t),
+                grace_period=max(1, min(settings.grace_period, settings.max_t)),
+                reduction_factor=settings.reduction_factor,
+            ),
+            max_concurrent_trials=settings.max_concurrent,
+            reuse_actors=reuse_actors,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            verbose=0,
+            callbacks=[SearchProgress(settings.num_samples, settings.metric, settings.mode, log_fn)],
+        ),
+    )
+
+
+def best_result(results: Any, settings: SearchSettings) -> tuple[dict[str, Any], float]:
+    """The best trial's config and its best value of the metric over all its evaluations."""
+    best = results.get_best_result(metric=settings.metric, mode=settings.mode, scope="all")
+    history = best.metrics_dataframe[settings.metric]
+    return best.config, float(history.max() if settings.mode == "max" else history.min())
+
+
+def close_stopped_runs(tracker: Tracker, parent_id: str) -> int:
+    """ASHA stops trials mid-run, so their MLflow runs stay RUNNING: end them KILLED, tagged why."""
+    stopped = 0
+    for run in tracker.find_runs({"mlflow.parentRunId": parent_id}):
+        if run.info.status == "RUNNING":
+            tracker.set_tags(run.info.run_id, {"phaselab.stopped_by": "asha"})
+            tracker.end_run(run.info.run_id, "KILLED")
+            stopped += 1
+    return stopped
