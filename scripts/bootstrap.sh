@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Set up phaselab in ./.venv and run the demo or the tests:  bash scripts/bootstrap.sh demo|test [args...]
+# `test` runs ruff, the import-layer contract (lint-imports) and then pytest.
 # Without an NVIDIA GPU it installs the CPU build of PyTorch first (fast, no CUDA wheels).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,11 @@ pip install -q --no-deps fastmri==0.3.0 runstats
 
 case "$what" in
     demo) exec python sweeps/recon_grid.py "$@" ;;
-    test) exec python -m pytest -q "$@" ;;
+    test)
+        # Lint and the import-layer contract first: a style slip or an upward import fails fast.
+        ruff check --quiet . && ruff format --check --quiet . && lint-imports --no-cache >/dev/null \
+            || { echo "phaselab: lint failed (ruff check / ruff format --check / lint-imports)" >&2; exit 1; }
+        exec python -m pytest -q "$@" ;;
     install) echo "phaselab: installed in .venv (source .venv/bin/activate)" ;;
     *) echo "usage: bash scripts/bootstrap.sh demo|test|install [args...]" >&2; exit 2 ;;
 esac

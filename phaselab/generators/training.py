@@ -181,7 +181,10 @@ def train_generator(
             if val_loss < best_val:
                 best_val, best_state = val_loss, source.state_dict()
             if log:
-                log(" ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+                elapsed = time.perf_counter() - began
+                left = elapsed / max(1, done - start_step) * (cfg.steps - done)
+                shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step")
+                log(f"step {done}/{cfg.steps} {shown} ({elapsed:.0f}s, ~{left:.0f}s left)")
             checkpoint = None
             if rank == 0:
                 checkpoint = {

@@ -69,6 +69,9 @@ def generator_worker_loop(config: dict[str, Any]) -> None:
             torch.save(state, Path(tmp) / CHECKPOINT_FILE)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
+    def progress(line: str) -> None:  # rank 0's stdout reaches the driver's terminal through Ray
+        print(f"generator {job.name}: {line}", flush=True)
+
     result = train_generator(
         source,
         load_phase_pairs(job.train_files),
@@ -76,6 +79,7 @@ def generator_worker_loop(config: dict[str, Any]) -> None:
         cfg,
         report=report,
         resume=resume,
+        log=progress if rank == 0 else None,
     )
     if rank == 0:
         source.load_state_dict(result.best_state)
@@ -131,6 +135,7 @@ def train_generator_distributed(
         run_config=ray.train.RunConfig(
             name=f"generator-{job.name}-{job.key()}",
             storage_path=str(storage_path),
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # not every checkpoint
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,

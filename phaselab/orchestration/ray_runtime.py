@@ -10,6 +10,8 @@ WORKER_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",  # its background thread broke REST calls on offline machines
     "HDF5_USE_FILE_LOCKING": "FALSE",  # HDF5 on NFS
     "RAY_USAGE_STATS_ENABLED": "0",
+    # Ray Train copies every print of a worker into its logger and to stdout: each line twice.
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
 }
 # Ctrl-C stops the sweep like any program (our runs are closed KILLED, a rerun resumes) instead of Tune
 # catching it, finishing quietly and printing its own (for us wrong) Tuner.restore instructions.
@@ -25,21 +27,50 @@ def init_ray(
     if ray.is_initialized():
         return
     os.environ.update({k: v for k, v in DRIVER_ENV.items() if k not in os.environ})
-    kwargs = {
-        "include_dashboard": False,
-        "logging_level": logging.WARNING,
-        "runtime_env": {"env_vars": dict(WORKER_ENV)},
-    }
+    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING}
+    # A local instance enables token auth (good) and says so on every start (noise).
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if address:
-        ray.init(address=address, **kwargs)
+        ray.init(address=address, runtime_env={"env_vars": dict(WORKER_ENV)}, **kwargs)
     else:
         # "local": start a fresh instance even if a `ray start` cluster runs on this machine.
         # A small object store: our datasets travel as file paths, not objects.
+        runtime_env = {
+            "env_vars": dict(WORKER_ENV),
+            "worker_process_setup_hook": f"{__name__}.quiet_workers",
+        }
         ray.init(
-            address="local", num_cpus=num_cpus or os.cpu_count(), object_store_memory=256 * 1024**2, **kwargs
+            address="local",
+            num_cpus=num_cpus or os.cpu_count(),
+            object_store_memory=256 * 1024**2,
+            runtime_env=runtime_env,
+            **kwargs,
         )
     resources = ray.cluster_resources()
     log_fn(
         f"ray: {int(resources.get('CPU', 0))} CPU, {int(resources.get('GPU', 0))} GPU"
         f" on {len(ray.nodes())} node(s)"
     )
+
+
+def quiet_workers() -> None:
+    """Worker setup hook of a local instance: keep the terminal for phaselab's own progress lines.
+
+    Ray Train's placement-group cleaner polls the state API of Ray's dashboard, which a local instance
+    started by phaselab does not run, and would flood the terminal with warnings (or, when other Ray
+    instances run on the machine, a traceback); its job, freeing a dead controller's placement group, is
+    done by Ray itself when our driver exits.
+    """
+    import threading
+
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(
+        logging.ERROR
+    )
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.thread is not None and args.thread.name == "PlacementGroupCleanerMonitor":
+            return
+        previous(args)
+
+    threading.excepthook = hook

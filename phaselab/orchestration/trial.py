@@ -282,6 +282,7 @@ def tune_trial_distributed(config: dict[str, Any]) -> None:
         run_config=ray.train.RunConfig(
             name=f"train-{spec.trial_key}",
             storage_path=cell["storage_path"],
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # not every checkpoint
             failure_config=ray.train.FailureConfig(max_failures=3),
             callbacks=[TuneReportCallback()],
         ),
