@@ -13,7 +13,8 @@ Conventions, per format (``MagnitudeVolume.magnitude`` is float32 ``(S, H, W)``,
 - PNG/TIFF (Pillow): grey-scale (8/16-bit or float) pages; RGB only if its channels are equal. These are
   display exports (windowed, often 8-bit): a last resort.
 
-Every volume is checked: real, finite, non-negative, not empty, not all zero, at least 8x8 pixels.
+Every volume is checked: real, finite, non-negative, not empty, not all zero, at least 8x8 pixels, and
+not a phase map or noise (``magnitude_checks``: too many large jumps between neighbouring pixels).
 All-zero slices (padding) are dropped; ``meta["source_slices"]`` lists the slices kept.
 """
 
@@ -31,6 +32,7 @@ import torch
 
 from phaselab.data import dicom
 from phaselab.data.errors import DataError
+from phaselab.data.magnitude_checks import check_looks_like_magnitude
 from phaselab.mri.geometry import center_crop, fourier_resize
 
 FORMATS = {
@@ -87,7 +89,10 @@ def _stem(path: Path) -> str:
 
 
 def check_magnitude_array(values: Any, path: str | Path) -> tuple[np.ndarray, list[int]]:
-    """Validate (S, H, W) magnitudes; returns float32 values without all-zero slices, and the slices kept."""
+    """Validate (S, H, W) magnitudes; returns float32 values without all-zero slices, and the slices kept.
+
+    DataError naming ``path`` on values that are not a magnitude image (complex, negative, NaN, ...) or
+    that look like a wrapped phase map or noise (:func:`check_looks_like_magnitude`)."""
     path = Path(path)
     values = np.asarray(values)
     if np.iscomplexobj(values):
@@ -120,7 +125,9 @@ def check_magnitude_array(values: Any, path: str | Path) -> tuple[np.ndarray, li
     if not nonzero.any():
         raise DataError(path, f"all-zero image (shape {values.shape})")
     kept = np.flatnonzero(nonzero).tolist()
-    return values[nonzero], kept
+    values = values[nonzero]
+    check_looks_like_magnitude(values, path)
+    return values, kept
 
 
 def _read_nifti(path: Path, nifti_4d: str) -> np.ndarray:

@@ -42,11 +42,15 @@ def normalize_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
     return magnitude / scale[:, None, None]
 
 
+TRAINED_SIZE_KEY = "trained_size"  # state_dict() entry: a 0-d tensor, absent until trained
+
+
 class TrainedPhaseSource(PhaseSource):
     """A phase source with networks that :func:`phaselab.generators.training.train_generator` trains."""
 
     requires_training = True
     ema_targets: tuple[str, ...] = ()  # networks that keep an exponential moving average for sampling
+    trained_size: int | None  # side of the images it was trained on (None until trained)
 
     def __init__(self, **config: Any):
         super().__init__(**config)
@@ -55,6 +59,7 @@ class TrainedPhaseSource(PhaseSource):
             name: self._frozen_copy(self.networks[name]) for name in self.ema_targets
         }
         self.device = torch.device("cpu")
+        self.trained_size = None
 
     @staticmethod
     def _frozen_copy(module: nn.Module) -> nn.Module:
@@ -125,6 +130,8 @@ class TrainedPhaseSource(PhaseSource):
             state.update({f"{name}.{k}": v.cpu() for k, v in _unwrap(module).state_dict().items()})
         for name, module in self.ema.items():
             state.update({f"ema.{name}.{k}": v.cpu() for k, v in module.state_dict().items()})
+        if self.trained_size is not None:
+            state[TRAINED_SIZE_KEY] = torch.tensor(self.trained_size)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -132,6 +139,9 @@ class TrainedPhaseSource(PhaseSource):
             _unwrap(module).load_state_dict(_subdict(state, f"{name}."))
         for name, module in self.ema.items():
             module.load_state_dict(_subdict(state, f"ema.{name}."))
+        # checkpoints from before trained_size was recorded load as untrained in size (None)
+        size = state.get(TRAINED_SIZE_KEY)
+        self.trained_size = None if size is None else int(size)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for m in self.networks.values() for p in _unwrap(m).parameters())

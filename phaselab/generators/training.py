@@ -146,6 +146,8 @@ def train_generator(
             )
             for k, m in source.networks.items()
         }
+    # what it learns is tied to the image size: synthesis refuses other sizes
+    source.trained_size = int(train.magnitude.shape[-1])
     source.train_mode(True)
     num = train.magnitude.shape[0]
     epoch_steps = max(1, num // cfg.batch_size)

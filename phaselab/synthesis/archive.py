@@ -17,7 +17,7 @@ from phaselab.data.magnitude import find_magnitude_inputs, read_magnitude_input
 from phaselab.generators import PhaseSource
 from phaselab.synthesis.manifest import write_manifest
 from phaselab.synthesis.source_spec import SourceSpec
-from phaselab.synthesis.tasks import SynthesisSettings, VolumeTask, run_task
+from phaselab.synthesis.tasks import SynthesisSettings, VolumeTask, check_trained_size, run_task
 
 RESIZE = "centre crop to a square FOV, Fourier resize of the zero-phase image, modulus"
 # Attrs that say which synthesis wrote a file: a rerun into the same folder must match them all.
@@ -103,7 +103,8 @@ def synthesize_archive(
 ) -> ArchiveResult:
     """Synthesize k-space for every magnitude volume under ``input_dir`` into ``out_dir`` (one .h5 each).
 
-    Phase from ``source`` (a registry name, with ``source_config``) or a trained generator ``checkpoint``.
+    Phase from ``source`` (a registry name, with ``source_config``) or a trained generator ``checkpoint``;
+    a generator runs only at the ``size`` it was trained at (ValueError before anything is read otherwise).
     All pending inputs are read and checked first: with bad ones and not ``skip_bad`` nothing is written
     and :class:`BadInputs` lists them all; with ``skip_bad`` they are reported and left out. Outputs
     finished by an earlier run with the same settings are skipped. ``runner`` does the work (in this
@@ -115,6 +116,7 @@ def synthesize_archive(
     phase_source = spec.build()
     if phase_source.name == "gt":
         raise ValueError("phase source 'gt' needs the acquired phase, which magnitude-only images lack")
+    check_trained_size(phase_source, size)  # before anything is read or written
     identity = {**spec.identity(phase_source), "checkpoint": spec.checkpoint}
     settings = SynthesisSettings(seed, size, nifti_4d, batch_size, str(input_dir), identity)
     wanted = {**identity, "seed": seed, "size": size, "nifti_4d": nifti_4d}

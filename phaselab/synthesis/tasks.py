@@ -19,6 +19,7 @@ from phaselab.data.fastmri_io import read_attrs, write_volume
 from phaselab.data.magnitude import MagnitudeInput, read_magnitude_input, to_working_size
 from phaselab.data.prepare import read_magnitude_and_phase
 from phaselab.generators import PhaseSource
+from phaselab.generators.trained import TrainedPhaseSource
 from phaselab.mri.phase import synthesize_kspace
 from phaselab.synthesis.sampling import sample_phase, slice_seed
 
@@ -106,6 +107,17 @@ def read_task_input(task: VolumeTask, settings: SynthesisSettings) -> _Input:
     return _read_magnitude(task, settings)
 
 
+def check_trained_size(source: PhaseSource, size: int) -> None:
+    """ValueError if ``source`` is a generator trained on images of another size than ``size`` x ``size``
+    (what it learned is tied to the pixel scale); baselines and old checkpoints (no recorded size) pass."""
+    trained = source.trained_size if isinstance(source, TrainedPhaseSource) else None
+    if trained is not None and int(size) != trained:
+        raise ValueError(
+            f"generator {source.name!r} was trained on {trained}x{trained} images; "
+            f"use --size {trained} (got {size})"
+        )
+
+
 def run_task(
     source: PhaseSource,
     task: VolumeTask,
@@ -115,6 +127,7 @@ def run_task(
 ) -> Path:
     """Read the input, draw its phase (slice k with ``slice_seed(seed, task.name, k)``), write the output."""
     volume = read_task_input(task, settings)
+    check_trained_size(source, volume.magnitude.shape[-1])
     seeds = [slice_seed(settings.seed, task.name, k) for k in volume.slices]
     phase = sample_phase(
         source,

@@ -16,8 +16,20 @@ from phaselab.data.magnitude import (
     read_magnitude_volume,
     to_working_size,
 )
+from phaselab.data.magnitude_checks import MAX_JUMP_FRACTION, jump_fraction
 
-from .magnitude_files import EPI_4D, MR_SMALL, REAL_DIR, SIEMENS_MOSAIC, bad_files, edited_dicom, write_nifti
+from .magnitude_files import (
+    EPI_4D,
+    MR_SMALL,
+    REAL_DIR,
+    SIEMENS_MOSAIC,
+    bad_files,
+    brain_coil_images,
+    edited_dicom,
+    noise_png,
+    phase_nifti,
+    write_nifti,
+)
 
 
 def test_real_dicom_matches_pydicom():
@@ -62,7 +74,10 @@ def test_real_mosaic_with_ramp_pixels_is_rejected_and_reads_as_plain_uint16(tmp_
 def test_mosaic_unpacks_like_nibabel(tmp_path):
     from nibabel.nicom import dicomwrappers
 
-    tiles = np.random.default_rng(0).integers(1, 4000, (252, 252))  # 48 slices of 36x36 on a 7x7 grid
+    # 48 slices of 36x36 on a 7x7 grid: a ramp (rows and columns told apart) with a little noise, smooth
+    # enough to pass as a magnitude (random pixels are refused as noise)
+    rows, cols = np.mgrid[:252, :252]
+    tiles = 1 + 7 * rows + 3 * cols + np.random.default_rng(0).integers(0, 50, (252, 252))
     path = edited_dicom(SIEMENS_MOSAIC, tmp_path / "mosaic.dcm", pixels=tiles)
     volume = read_magnitude_volume(path)
     reference = dicomwrappers.wrapper_from_data(pydicom.dcmread(path)).get_data()  # (36, 36, 48)
@@ -152,7 +167,10 @@ def test_all_zero_slices_are_dropped_and_recorded(tmp_path):
 def test_grey_png_and_multipage_tiff(tmp_path):
     from PIL import Image
 
-    grey = np.random.default_rng(1).integers(1, 60000, (20, 24)).astype(np.uint16)
+    rows, cols = np.mgrid[:20, :24]  # a smooth image: random pixels would be refused as noise
+    grey = (1000 + 2000 * rows + 900 * cols + np.random.default_rng(1).integers(0, 500, (20, 24))).astype(
+        np.uint16
+    )
     Image.fromarray(grey).save(tmp_path / "slice.png")
     np.testing.assert_array_equal(read_magnitude_volume(tmp_path / "slice.png").magnitude[0], grey)
     pages = [Image.fromarray((grey[:, :] // (k + 1)).astype(np.float32)) for k in range(3)]
@@ -165,6 +183,36 @@ def test_grey_png_and_multipage_tiff(tmp_path):
     Image.fromarray(colour).save(tmp_path / "colour.png")
     with pytest.raises(DataError, match=r"colour\.png: colour RGB image"):
         read_magnitude_volume(tmp_path / "colour.png")
+
+
+def test_a_real_phase_map_with_magnitude_values_is_refused(tmp_path):
+    # a real coil's phase rescaled to 0..4095: finite, >= 0, so only its look gives it away
+    path = phase_nifti(tmp_path / "coil_phase.nii.gz")
+    with pytest.raises(DataError) as info:
+        read_magnitude_volume(path)
+    assert info.value.path == path and str(info.value).startswith(f"{path}: looks like a phase map (")
+    measured = float(info.value.problem.split("(")[1].split("%")[0])
+    assert 10 < measured < 20  # measured: 15.7% of adjacent pixels jump (see magnitude_checks)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "gaussian"])
+def test_a_noise_png_is_refused(tmp_path, kind):
+    path = noise_png(tmp_path / f"{kind}.png", kind)
+    with pytest.raises(DataError, match=rf"{kind}\.png: looks like noise, not an MR magnitude image \(\d"):
+        read_magnitude_volume(path)
+
+
+def test_real_magnitudes_pass_the_phase_and_noise_check(tmp_path):
+    coils = brain_coil_images()
+    magnitudes = {
+        "rss": np.sqrt((np.abs(coils) ** 2).sum(0))[None],
+        **{f"coil{c}": np.abs(coils[c])[None] for c in range(4)},
+    }
+    for name, image in magnitudes.items():  # measured: 0.24-0.30% of adjacent pixels jump
+        magnitude, _ = check_magnitude_array(image, tmp_path / f"{name}.npy")
+        assert jump_fraction(magnitude) < MAX_JUMP_FRACTION / 10, name
+    for path in (MR_SMALL, EPI_4D):  # measured: 0.31% and 0.42%
+        assert jump_fraction(read_magnitude_volume(path, nifti_4d="all").magnitude) < MAX_JUMP_FRACTION / 5
 
 
 def test_listing_groups_a_dicom_series_in_instance_order(tmp_path):

@@ -181,6 +181,7 @@ def test_checkpoint_round_trip_and_truncation(trained, tmp_path):
     path = source.save(tmp_path / "gan.pt")
     loaded = load_phase_source(path)
     assert isinstance(loaded, GANPhaseSource) and loaded.config == source.config
+    assert source.trained_size == loaded.trained_size == 32  # from the training data (32x32 phantoms)
     magnitude = _phantoms([21], slices=3).magnitude
     assert torch.equal(loaded.sample(magnitude, seed=9), source.sample(magnitude, seed=9))
     truncated = tmp_path / "truncated.pt"

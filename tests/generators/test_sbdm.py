@@ -176,7 +176,7 @@ def test_checkpoint_round_trip(trained, tmp_path):
     source, _, _ = trained
     path = source.save(tmp_path / "sbdm.pt")
     loaded = load_phase_source(path)
-    assert loaded.config == source.config
+    assert loaded.config == source.config and loaded.trained_size == source.trained_size == 16
     m = knee_pairs(range(8, 9), slices=2).magnitude
     torch.testing.assert_close(loaded.sample(m, seed=3), source.sample(m, seed=3), rtol=0, atol=0)
 

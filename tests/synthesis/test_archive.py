@@ -15,10 +15,19 @@ from fastmri.data import transforms as T
 
 from phaselab.data.errors import DataError
 from phaselab.data.magnitude import read_magnitude_volume, to_working_size
-from phaselab.generators import create_phase_source
-from phaselab.synthesis import BadInputs, manifest_path, slice_seed, synthesize_archive
+from phaselab.generators import create_phase_source, load_phase_source
+from phaselab.synthesis import (
+    BadInputs,
+    SynthesisSettings,
+    VolumeTask,
+    manifest_path,
+    run_task,
+    slice_seed,
+    synthesize_archive,
+)
 
 from ..data.magnitude_files import EPI_4D, MR_SMALL, bad_files, edited_dicom, real_archive
+from .tiny_gan import train_tiny_gan
 
 SIZE = 80  # up from the 64x64 DICOM, down from the NIfTI's 96x96 square FOV
 
@@ -122,9 +131,57 @@ def test_checkpoint_source_and_refused_sources(tmp_path):
         synthesize_archive(archive, tmp_path / "both", "zero", checkpoint=ckpt, log_fn=quiet)
 
 
+@pytest.fixture(scope="module")
+def gan_checkpoint(tmp_path_factory):
+    """A GAN trained 2 steps on 32x32 phantoms, saved."""
+    return train_tiny_gan(size=32, steps=2).save(tmp_path_factory.mktemp("gan") / "gan.pt")
+
+
+def test_a_trained_generator_records_its_training_size(gan_checkpoint):
+    source = load_phase_source(gan_checkpoint)
+    assert source.trained_size == 32
+    state = source.state_dict()
+    assert state["trained_size"].ndim == 0 and int(state["trained_size"]) == 32
+    old = {k: v for k, v in state.items() if k != "trained_size"}  # a checkpoint from before: no size
+    source.load_state_dict(old)
+    assert source.trained_size is None
+    untrained = create_phase_source("gan", size=32, ngf=8, ndf=8, n_layers=2)
+    assert untrained.trained_size is None and "trained_size" not in untrained.state_dict()
+
+
+def test_a_generator_runs_only_at_the_size_it_was_trained_at(tmp_path, gan_checkpoint):
+    archive = real_archive(tmp_path / "archive")
+    out = tmp_path / "at64"
+    message = "generator 'gan' was trained on 32x32 images; use --size 32 (got 64)"
+    with pytest.raises(ValueError) as info:
+        synthesize_archive(archive, out, checkpoint=gan_checkpoint, size=64, log_fn=quiet)
+    assert str(info.value) == message and type(info.value) is ValueError  # the CLI's "error: ..."
+    assert not out.exists(), "nothing may be written"
+
+    result = synthesize_archive(archive, tmp_path / "at32", checkpoint=gan_checkpoint, size=32, log_fn=quiet)
+    assert len(result.written) == 2
+    with h5py.File(result.outputs[0]) as hf:
+        assert hf.attrs["phaselab_phase_source"] == "gan" and hf["phaselab_phase"].shape == (24, 32, 32)
+
+    # the grid's tasks (and Ray actors) check once per task, against the magnitude's size
+    source = load_phase_source(gan_checkpoint)
+    task = VolumeTask("mr", str(tmp_path / "task" / "mr.h5"), files=(str(MR_SMALL),), format="dicom")
+    with pytest.raises(ValueError, match=r"trained on 32x32 images; use --size 32 \(got 64\)"):
+        run_task(source, task, SynthesisSettings(size=64))
+    assert not (tmp_path / "task").exists()
+    assert run_task(source, task, SynthesisSettings(size=32)).exists()
+
+
+def test_a_baseline_has_no_size_constraint(tmp_path):
+    archive = real_archive(tmp_path / "archive")
+    for size in (24, 64):
+        result = synthesize_archive(archive, tmp_path / f"s{size}", "smooth", size=size, log_fn=quiet)
+        assert len(result.written) == 2
+
+
 def test_ray_actor_callable_writes_what_the_in_process_loop_writes(tmp_path):
     from phaselab.orchestration.synthesis_job import SynthesisActor
-    from phaselab.synthesis import SourceSpec, SynthesisSettings, VolumeTask
+    from phaselab.synthesis import SourceSpec
 
     archive = real_archive(tmp_path / "archive")
     local = synthesize_archive(archive, tmp_path / "local", "smooth", size=32, seed=5, log_fn=quiet)

@@ -15,6 +15,7 @@ from torch import nn
 from phaselab.generators.base import SliceSeed, check_magnitude, register_phase_source, slice_generators
 from phaselab.generators.gan.networks import DropoutNoise, PatchDiscriminator, UNetGenerator
 from phaselab.generators.trained import (
+    TRAINED_SIZE_KEY,
     PhaseBatch,
     TrainedPhaseSource,
     _unwrap,
@@ -180,6 +181,10 @@ class GANPhaseSource(TrainedPhaseSource):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        unexpected = [k for k in state if not k.startswith(tuple(f"{n}." for n in self.networks))]
+        unexpected = [
+            k
+            for k in state
+            if k != TRAINED_SIZE_KEY and not k.startswith(tuple(f"{n}." for n in self.networks))
+        ]
         if unexpected:
             raise ValueError(f"unexpected keys in a gan state: {unexpected[:5]}")
