@@ -3,6 +3,8 @@
 python sweeps/recon_grid.py                      # the demo (phantoms, CPU, minutes)
 python sweeps/recon_grid.py --config knee --data-root /data/knee_singlecoil --ray-address auto
 python sweeps/recon_grid.py --set grid.accelerations=[4,8] --dry-run
+
+The same command as `phaselab grid` (see `--help`).
 """
 
 import sys

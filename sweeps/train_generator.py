@@ -3,6 +3,8 @@
     python sweeps/train_generator.py --generator sbdm                      # demo data, tiny net, CPU
     python sweeps/train_generator.py --generator sbdm --config knee --data-root /data/knee \\
         --workers 4 --set generators.sbdm.train.steps=200000 --ray-address auto
+
+The same command as `phaselab train-generator` (see `--help`).
 """
 
 import sys

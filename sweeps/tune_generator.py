@@ -1,6 +1,8 @@
 """Search a generator's hyperparameters on genVal (Optuna + ASHA); the best model is registered.
 
 python sweeps/tune_generator.py --generator sbdm --samples 8
+
+The same command as `phaselab tune-generator` (see `--help`).
 """
 
 import sys

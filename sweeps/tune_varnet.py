@@ -2,6 +2,8 @@
 
 python sweeps/tune_varnet.py --source gt --acceleration 6 --num-acs 4 --samples 8
 python sweeps/tune_varnet.py --config knee --data-root /data/knee --source gt --acceleration 4 --num-acs 16
+
+The same command as `phaselab tune-varnet` (see `--help`).
 """
 
 import sys

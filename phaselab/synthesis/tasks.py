@@ -107,14 +107,14 @@ def read_task_input(task: VolumeTask, settings: SynthesisSettings) -> _Input:
     return _read_magnitude(task, settings)
 
 
-def check_trained_size(source: PhaseSource, size: int) -> None:
+def check_trained_size(source: PhaseSource, size: int, option: str = "--size") -> None:
     """ValueError if ``source`` is a generator trained on images of another size than ``size`` x ``size``
     (what it learned is tied to the pixel scale); baselines and old checkpoints (no recorded size) pass."""
     trained = source.trained_size if isinstance(source, TrainedPhaseSource) else None
     if trained is not None and int(size) != trained:
         raise ValueError(
             f"generator {source.name!r} was trained on {trained}x{trained} images; "
-            f"use --size {trained} (got {size})"
+            f"use {option} {trained} (got {size})"
         )
 
 
@@ -127,7 +127,7 @@ def run_task(
 ) -> Path:
     """Read the input, draw its phase (slice k with ``slice_seed(seed, task.name, k)``), write the output."""
     volume = read_task_input(task, settings)
-    check_trained_size(source, volume.magnitude.shape[-1])
+    check_trained_size(source, volume.magnitude.shape[-1], "--size" if task.prepared is None else "data.size")
     seeds = [slice_seed(settings.seed, task.name, k) for k in volume.slices]
     phase = sample_phase(
         source,
