@@ -1,4 +1,4 @@
-"""Data layer: fastMRI HDF5 I/O, validation, geometry, coil compression, patient-level splits."""
+"""Data layer: fastMRI HDF5 I/O and checks, magnitude-only inputs, phantoms, coil compression, splits."""
 
 from phaselab.data.errors import DataError
 from phaselab.data.fastmri_io import Volume, VolumeSlice, list_volumes, read_slice, read_volume, write_volume

@@ -1,1 +1,1 @@
-"""Pure tensor math for MRI: centered FFTs, Cartesian masks, metrics. No Ray, no MLflow, no I/O."""
+"""Pure tensor math for MRI: centered FFTs, geometry, phase maps, masks, metrics. No Ray, MLflow or I/O."""
