@@ -12,7 +12,13 @@ from phaselab.generators.trained import (
     encoding_to_phase,
     phase_to_encoding,
 )
-from phaselab.generators.training import GeneratorTrainConfig, PhasePairs, learning_rate, train_generator
+from phaselab.generators.training import (
+    GeneratorTrainConfig,
+    PhasePairs,
+    ema_decay_at,
+    learning_rate,
+    train_generator,
+)
 
 
 @register_phase_source("_test_regressor")
@@ -109,3 +115,32 @@ def test_without_ema_decay_sampling_uses_the_trained_weights():
     train_generator(source, _pairs(), None, GeneratorTrainConfig(steps=5, eval_every=5, device="cpu"))
     for live, ema in zip(source.networks["net"].parameters(), source.ema["net"].parameters(), strict=True):
         assert torch.equal(live, ema)
+
+
+def test_ema_warm_up_is_exact_at_step_zero_and_step_n():
+    assert ema_decay_at(0.999, 0) == 1 / 10  # the first average is mostly the first trained weights
+    assert ema_decay_at(0.999, 90) == 91 / 100
+    assert ema_decay_at(0.999, 10_000) == 0.999  # then the configured decay
+    assert ema_decay_at(0.0, 5) == 0.0
+
+    # the average after n steps, by hand: avg <- d_k * avg + (1 - d_k) * w_k, d_k = ema_decay_at(decay, k)
+    source = Regressor()
+    initial = [p.detach().clone() for p in source.ema["net"].parameters()]
+    weights, decays = [], []
+    cfg = GeneratorTrainConfig(steps=3, batch_size=8, lr=1e-2, eval_every=3, ema_decay=0.99, device="cpu")
+
+    original = source.update_ema
+
+    def spy(decay):
+        weights.append([p.detach().clone() for p in source.networks["net"].parameters()])
+        decays.append(decay)
+        original(decay)
+
+    source.update_ema = spy
+    train_generator(source, _pairs(), None, cfg)
+    assert decays == [ema_decay_at(0.99, k) for k in range(3)] == [0.1, 2 / 11, 3 / 12]
+    expected = initial
+    for d, w in zip(decays, weights, strict=True):
+        expected = [d * a + (1 - d) * b for a, b in zip(expected, w, strict=True)]
+    for got, want in zip(source.ema["net"].parameters(), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
