@@ -90,6 +90,10 @@ class TrainedPhaseSource(PhaseSource):
     def validation_loss(self, batch: PhaseBatch, generator: torch.Generator) -> dict[str, float]:
         """Losses on held-out data without updating anything; must include ``"val_loss"``."""
 
+    def prepare_training(self, magnitude: torch.Tensor, phase: torch.Tensor) -> None:
+        """Settle config values measured on the training data (e.g. SBDM's sigma_max "auto") before the
+        first step; called by the shared loop on every (re)start, so it must be deterministic."""
+
     # shared machinery --------------------------------------------------------------------------
     def network(self, name: str) -> nn.Module:
         """The network for sampling: its EMA copy when there is one."""

@@ -141,6 +141,7 @@ def train_generator(
     device = pick_device(cfg.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", torch.cuda.current_device())
+    source.prepare_training(train.magnitude, train.phase)
     source.to(device)
     optimizers = source.configure_optimizers(cfg.lr)
     start_step, best_val, best_state, history = 0, math.inf, None, []

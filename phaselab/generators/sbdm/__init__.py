@@ -13,7 +13,7 @@ from phaselab.generators.sbdm.samplers import (
     sample_heun,
     sample_pc,
 )
-from phaselab.generators.sbdm.sde import VESDE, dsm_loss
+from phaselab.generators.sbdm.sde import VESDE, Preconditioning, denoising_loss, largest_distance
 from phaselab.generators.sbdm.source import DEFAULTS, TINY_CONFIG, SBDMPhaseSource
 
 __all__ = [
@@ -23,11 +23,13 @@ __all__ = [
     "TINY_CONFIG",
     "TINY_NET",
     "VESDE",
+    "Preconditioning",
     "CountingDenoiser",
     "NCSNpp",
     "NCSNppConfig",
     "SBDMPhaseSource",
-    "dsm_loss",
+    "denoising_loss",
+    "largest_distance",
     "evaluations_per_slice",
     "geometric_sigmas",
     "get_sampler",

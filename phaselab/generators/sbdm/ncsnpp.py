@@ -31,6 +31,7 @@ class NCSNppConfig:
     dropout: float = 0.0
     fourier_scale: float = 16.0
     progressive_input: bool = True  # residual pyramid of the input at every level
+    scale_by_sigma: bool = True  # the study's output / sigma; EDM preconditioning scales outside the net
 
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -125,7 +126,8 @@ class AttnBlock(nn.Module):
 
 
 class NCSNpp(nn.Module):
-    """Score network s(x, sigma) for x (B, in_channels, H, W), sigma (B,); its output is divided by sigma."""
+    """Network F(x, sigma) for x (B, in_channels, H, W), sigma (B,): the score s = F / sigma as published
+    (``scale_by_sigma``), or the raw F that EDM preconditioning wraps (see ``sde.Preconditioning``)."""
 
     def __init__(self, config: NCSNppConfig = PAPER_NET):
         super().__init__()
@@ -217,4 +219,6 @@ class NCSNpp(nn.Module):
                 h = module(h, temb)
         assert not hs
         h = self.conv_out(F.silu(self.norm_out(h)))
-        return h / sigma.to(h.dtype)[:, None, None, None]
+        if self.config.scale_by_sigma:
+            h = h / sigma.to(h.dtype)[:, None, None, None]
+        return h

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from phaselab.generators.sbdm.samplers import (
     initial_noise,
     karras_sigmas,
 )
-from phaselab.generators.sbdm.sde import VESDE, ScoreFn, dsm_loss
+from phaselab.generators.sbdm.sde import VESDE, Preconditioning, denoising_loss, largest_distance
 from phaselab.generators.trained import (
     PhaseBatch,
     TrainedPhaseSource,
@@ -38,6 +39,8 @@ _NET_KEYS = (
 )
 _SDE_KEYS = ("sigma_min", "sigma_max", "eps", "num_steps")
 
+SIGMA_DATA = 1 / math.sqrt(2)
+
 # The study's settings; every key can be overridden, and the resolved dict is the source's config.
 DEFAULTS: dict[str, Any] = {
     **{k: PAPER_NET.as_dict()[k] for k in _NET_KEYS},
@@ -54,7 +57,16 @@ DEFAULTS: dict[str, Any] = {
     "rho": 7.0,
     "sample_batch": 32,  # slices per sampler call
     "bf16": True,  # bf16 autocast of the network while sampling on CUDA
-    "val_times": [0.1, 0.3, 0.5, 0.7, 0.9],  # fixed t values of the validation DSM loss
+    # EDM preconditioning keeps the denoised estimate on the data's scale at every sigma; "score_sde" is
+    # the study's network (output / sigma), whose estimate drifts far off it at large sigma
+    "preconditioning": "edm",
+    # rms of the data per channel: (cos, sin) has cos^2 + sin^2 = 1, so 1/sqrt(2) for any phase; with it an
+    # untrained (zero-output) network has loss 1 at every sigma
+    "sigma_data": SIGMA_DATA,
+    "clip_denoised": False,  # project the denoised (cos, sin) estimate into the unit disk
+    # validation: EDM-weighted denoising loss at these absolute noise levels, so that networks with other
+    # sigma ranges or preconditionings compare at the same sigmas (a fixed t would not)
+    "val_sigmas": [0.02, 0.1, 0.5, 2.0, 10.0],
     "init_seed": 0,  # network initialization (and Fourier features) are a function of this seed
 }
 
@@ -86,24 +98,43 @@ class SBDMPhaseSource(TrainedPhaseSource):
         if unknown:
             raise TypeError(f"unknown sbdm config key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
         config = {**DEFAULTS, **overrides}
-        for key in ("ch_mult", "attn_resolutions", "val_times"):
+        for key in ("ch_mult", "attn_resolutions", "val_sigmas"):
             config[key] = list(config[key])
+        if config["preconditioning"] not in ("edm", "score_sde"):
+            raise ValueError(
+                f"preconditioning must be 'edm' or 'score_sde', got {config['preconditioning']!r}"
+            )
         get_sampler(config["sampler"])
         if config["steps"] is not None and int(config["steps"]) < 1:
             raise ValueError(f"steps must be >= 1, got {config['steps']}")
         if int(config["sample_batch"]) < 1:
             raise ValueError(f"sample_batch must be >= 1, got {config['sample_batch']}")
-        VESDE(**{k: config[k] for k in _SDE_KEYS})  # validates
+        if config["sigma_max"] != "auto":
+            VESDE(**{k: config[k] for k in _SDE_KEYS})  # validates
         self.last_evaluations = 0  # network evaluations per slice of the last sample() call
         super().__init__(**config)
 
     @property
     def sde(self) -> VESDE:
+        if self.config["sigma_max"] == "auto":
+            raise ValueError("sbdm sigma_max is 'auto': it is measured on the training data, so train first")
         return VESDE(**{k: self.config[k] for k in _SDE_KEYS})
+
+    @property
+    def precond(self) -> Preconditioning:
+        return Preconditioning(self.config["preconditioning"], float(self.config["sigma_data"]))
 
     def net_config(self) -> NCSNppConfig:
         c = self.config
-        return NCSNppConfig(**{k: tuple(c[k]) if isinstance(c[k], list) else c[k] for k in _NET_KEYS})
+        net = {k: tuple(c[k]) if isinstance(c[k], list) else c[k] for k in _NET_KEYS}
+        return NCSNppConfig(**net, scale_by_sigma=c["preconditioning"] == "score_sde")
+
+    def prepare_training(self, magnitude: torch.Tensor, phase: torch.Tensor) -> None:
+        """sigma_max "auto": the largest distance between two training encodings, rounded up (Song &
+        Ermon's technique 1: the initial noise must be able to reach every training example)."""
+        if self.config["sigma_max"] == "auto":
+            distance = largest_distance(phase_to_encoding(phase.float()))
+            self.config["sigma_max"] = float(math.ceil(distance))
 
     def build_networks(self) -> dict[str, nn.Module]:
         with torch.random.fork_rng(devices=[]):
@@ -124,21 +155,29 @@ class SBDMPhaseSource(TrainedPhaseSource):
         x0, cond = self._inputs(batch)
         sigma = self.sde.sigma(self.sde.sample_times(x0.shape[0], generator, x0.device))
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
-        loss = dsm_loss(_score_fn(self.networks["net"]), x0, cond, sigma, noise).mean()
+        loss = denoising_loss(self.networks["net"], self.precond, x0, cond, sigma, noise).mean()
         self.clip_and_step(loss, self.networks["net"], optimizers["net"], clip)
         return {"loss": float(loss.detach())}
 
     def validation_loss(self, batch: PhaseBatch, generator: torch.Generator) -> dict[str, float]:
-        """DSM loss of the EMA network (what sample() uses) at the fixed ``val_times``, and their mean."""
+        """EDM-weighted denoising loss (sigma_data 1/sqrt 2) at the fixed ``val_sigmas`` and their mean, of
+        the EMA network (what sample() uses: ``val_loss``) and of the live one (``val_loss_live``)."""
         x0, cond = self._inputs(batch)
-        score_fn = _score_fn(self.network("net"))
-        losses = {}
+        fixed = Preconditioning("edm", SIGMA_DATA)
+        losses: dict[str, float] = {}
         with torch.no_grad():
-            for t in self.config["val_times"]:
-                sigma = self.sde.sigma(torch.full((x0.shape[0],), float(t), device=x0.device))
+            for s in self.config["val_sigmas"]:
+                sigma = torch.full((x0.shape[0],), float(s), device=x0.device)
                 noise = torch.randn(x0.shape, generator=generator, device=x0.device)
-                losses[f"val_loss_t{t:g}"] = float(dsm_loss(score_fn, x0, cond, sigma, noise).mean())
-        return {"val_loss": sum(losses.values()) / len(losses), **losses}
+                for tag, net in (("", self.network("net")), ("_live", self.networks["net"])):
+                    loss = denoising_loss(net, self.precond, x0, cond, sigma, noise, weighting=fixed)
+                    losses[f"val_loss{tag}_s{s:g}"] = float(loss.mean())
+        sigmas = self.config["val_sigmas"]
+        mean = {
+            f"val_loss{tag}": sum(losses[f"val_loss{tag}_s{s:g}"] for s in sigmas) / len(sigmas)
+            for tag in ("", "_live")
+        }
+        return {**mean, **losses}
 
     def _inputs(self, batch: PhaseBatch) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_size(batch.phase.shape[-2:])
@@ -159,14 +198,17 @@ class SBDMPhaseSource(TrainedPhaseSource):
         return karras_sigmas(steps, sde.sigma_min, sde.sigma_max, float(c["rho"]))
 
     def denoiser(self) -> Denoiser:
-        """D(x, sigma, magnitude) = x + sigma^2 s(x, sigma, magnitude) with the EMA network."""
-        net = self.network("net")
+        """D(x, sigma, magnitude) ~ E[x0 | x] with the EMA network (score = (D - x) / sigma^2)."""
+        net, precond = self.network("net"), self.precond
         bf16 = bool(self.config["bf16"]) and self.device.type == "cuda"
+        clip = bool(self.config["clip_denoised"])
 
         def denoise(x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-                score = net(torch.cat([x, cond], dim=1), sigma)
-            return x + sigma[:, None, None, None] ** 2 * score.float()
+                denoised = precond.denoise(net, x, sigma, cond).float()
+            if clip:  # a (cos, sin) pair has length 1: shrink longer estimates onto the unit circle
+                denoised = denoised / denoised.norm(dim=1, keepdim=True).clamp_min(1.0)
+            return denoised
 
         return denoise
 
@@ -191,7 +233,3 @@ class SBDMPhaseSource(TrainedPhaseSource):
             self.last_evaluations = counter.evaluations
             counter.evaluations = 0
         return torch.cat(phases).to(magnitude.device)
-
-
-def _score_fn(net: nn.Module) -> ScoreFn:
-    return lambda x, sigma, cond: net(torch.cat([x, cond], dim=1), sigma)
