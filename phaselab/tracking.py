@@ -45,7 +45,9 @@ def with_retries(call: Callable[[], T], *, attempts: int = 5, delay: float = 0.5
         try:
             return call()
         except (MlflowException, OSError, ConnectionError) as err:
-            transient = "RESOURCE_DOES_NOT_EXIST" not in str(getattr(err, "error_code", ""))
+            # an existing resource is no transient error either (a registered model was retried 4 times)
+            code = str(getattr(err, "error_code", ""))
+            transient = not any(c in code for c in ("RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS"))
             if attempt == attempts or not transient:
                 raise
             log.warning("%s call failed (%s); retry %d/%d", what, err, attempt, attempts - 1)

@@ -132,10 +132,13 @@ def run_generator_search(
     *,
     num_samples: int = 8,
     space: dict[str, Any] | None = None,
-    log_fn: Callable[[str], None] = print,
+    log_fn: Callable[[str], None] | None = None,
 ) -> GeneratorSearchResult:
     from ray import tune
 
+    from phaselab.orchestration.progress import say
+
+    log_fn = log_fn or say  # picklable, unlike builtins.print once Ray patched it (see run_varnet_search)
     space = space or default_space(name)
     gen = config.generators.get(name) or GeneratorConfig()
     key_extra = {"generator": name, "num_samples": num_samples, "space": describe_space(space)}
@@ -165,7 +168,9 @@ def run_generator_search(
             metric="val_loss",
             mode="min",
             num_samples=num_samples,
-            max_t=max(1, train_cfg["steps"] // train_cfg["eval_every"]),
+            # one more than its evaluations: ASHA stops a trial at max_t, which killed every trial that ran
+            # to the end before it could end its run FINISHED (they were marked KILLED, stopped by asha)
+            max_t=-(-train_cfg["steps"] // train_cfg["eval_every"]) + 1,
             grace_period=config.scheduler.grace_period,
             reduction_factor=config.scheduler.reduction_factor,
             max_concurrent=res.max_concurrent_trials or 2,
@@ -188,9 +193,15 @@ def run_generator_search(
             raise RuntimeError(
                 f"best trial stopped before saving its model ({checkpoint}); rerun with more steps"
             )
-        version = register_generator(
-            tracker, ctx.parent_id, checkpoint, f"phaselab-{name}", tags={"phaselab.search": ctx.key}
-        )
+        # a rerun of a finished search finds its version (it registered one more version per rerun)
+        versions = tracker.client.search_model_versions(f"name = 'phaselab-{name}'")
+        mine = [v.version for v in versions if v.tags.get("phaselab.search") == ctx.key]
+        if mine:
+            version = str(max(map(int, mine)))
+        else:
+            version = register_generator(
+                tracker, ctx.parent_id, checkpoint, f"phaselab-{name}", tags={"phaselab.search": ctx.key}
+            )
         tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
         tracker.log_metrics(ctx.parent_id, {"best_val_loss": best_loss, "trials": len(results)}, step=0)
         tracker.end_run(ctx.parent_id, "FINISHED")

@@ -52,15 +52,23 @@ class SearchProgress(Callback):
         self.log_fn = log_fn or say
         self.done = 0
         self.best: float | None = None
+        self.trial_best: dict[str, float] = {}
         self.start = time.perf_counter()
+
+    def _better(self, value: float, than: float | None) -> bool:
+        return than is None or (value > than if self.mode == "max" else value < than)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        # A trial's best evaluation, not its last (was last_result: a generator's final val_loss)
+        value = result.get(self.metric)
+        if value is not None and self._better(value, self.trial_best.get(trial.trial_id)):
+            self.trial_best[trial.trial_id] = value
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.done += 1
         result = trial.last_result or {}
-        value = result.get(self.metric)
-        if value is not None and (
-            self.best is None or (value > self.best if self.mode == "max" else value < self.best)
-        ):
+        value = self.trial_best.get(trial.trial_id, result.get(self.metric))
+        if value is not None and self._better(value, self.best):
             self.best = value
         params = {k: v for k, v in trial.config.items() if not k.endswith("_path")}
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

@@ -62,7 +62,9 @@ def format_grid(table: list[dict[str, Any]], metric: str = "ssim") -> str:
                 if entry is None or f"{metric}_mean" not in entry:
                     cells.append(f"{'-':>18}")
                 else:
-                    cells.append(f"{entry[f'{metric}_mean']:>11.4f} ± {entry[f'{metric}_std']:.3f}")
+                    # padded as a whole to the header's 18 columns (was 19 wide: values drifted off "-")
+                    value = f"{entry[f'{metric}_mean']:.4f} ± {entry[f'{metric}_std']:.3f}"
+                    cells.append(f"{value:>18}")
             lines.append(f"{source:<14}" + "".join(cells))
         lines.append("")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ of different cells on one shared storage never restore each other.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,9 +36,20 @@ def describe_space(space: dict[str, Any]) -> dict[str, str]:
         if isinstance(domain, Categorical):
             described[key] = f"choice({list(domain.categories)})"
         elif isinstance(domain, Domain):
-            kind = type(domain.get_sampler()).__name__.strip("_").lower()  # uniform, loguniform, normal
-            prefix = "rand" if type(domain).__name__ == "Integer" else ""
-            described[key] = f"{prefix}{kind}({domain.lower}, {domain.upper})"
+            # Tune's names, with q and randn's mean/sd: a search's content key holds these strings, so two
+            # spaces must not read alike (quniform, randn lost q, mean, sd; randint read "randuniform")
+            sampler = domain.get_sampler()
+            q = getattr(sampler, "q", None)  # tune.quniform & co.: a sampler rounded to multiples of q
+            sampler = getattr(sampler, "sampler", sampler)
+            kind = type(sampler).__name__.strip("_").lower()  # uniform, loguniform, normal
+            if type(domain).__name__ == "Integer":
+                kind = {"uniform": "randint", "loguniform": "lograndint"}[kind]
+            args = [sampler.mean, sampler.sd] if kind == "normal" else [domain.lower, domain.upper]
+            if kind == "normal":
+                kind = "randn"
+            if q is not None:
+                kind, args = f"q{kind}", [*args, q]
+            described[key] = f"{kind}({', '.join(str(a) for a in args)})"
         else:
             described[key] = repr(domain)
     return described
@@ -51,17 +63,21 @@ def search_tuner(
     storage: str,
     name: str,
     reuse_actors: bool = False,
-    log_fn: Callable[[str], None] = print,
+    log_fn: Callable[[str], None] | None = None,
 ) -> Any:
     """A ``tune.Tuner`` for the search; restored from ``<storage>/<name>`` when a driver died mid-search.
-    A fresh search prints one line per finished trial."""
+    A fresh search prints one line per finished trial. ``log_fn`` must be picklable (Tune ships it)."""
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from phaselab.orchestration.progress import SearchProgress
+    from phaselab.orchestration.progress import SearchProgress, say
+
+    log_fn = log_fn or say  # builtins.print is not picklable once Ray patched it (was the default)
 
     experiment = f"{str(storage).rstrip('/')}/{name}"
-    if tune.Tuner.can_restore(experiment):
+    # and a saved state: Tuner() writes tuner.pkl at once, Tune its state only once fit runs (restoring
+    # a driver killed in between found no space and ran 1 trial, or failed for Optuna, on every rerun)
+    if tune.Tuner.can_restore(experiment) and _saved_state(experiment):
         log_fn(f"resuming the search in {experiment}")
         return tune.Tuner.restore(experiment, trainable, resume_errored=True)
     return tune.Tuner(
@@ -88,6 +104,16 @@ def search_tuner(
             callbacks=[SearchProgress(settings.num_samples, settings.metric, settings.mode, log_fn)],
         ),
     )
+
+
+def _saved_state(experiment: str) -> bool:
+    """Whether Tune saved the experiment's state (``experiment_state-*.json``) in ``experiment``."""
+    import pyarrow.fs
+
+    local = "://" not in experiment
+    fs, path = pyarrow.fs.FileSystem.from_uri(os.path.abspath(experiment) if local else experiment)
+    found = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+    return any(info.base_name.startswith("experiment_state-") for info in found)
 
 
 def best_result(results: Any, settings: SearchSettings) -> tuple[dict[str, Any], float]:

@@ -82,11 +82,16 @@ def run_varnet_search(
     num_acs: int,
     num_samples: int = 16,
     space: SearchSpace | None = None,
-    log_fn: Callable[[str], None] = print,
+    log_fn: Callable[[str], None] | None = None,
 ) -> SearchResult:
     """Optuna (TPE) proposes, ASHA stops lagging trials at each evaluation; resumable by rerunning."""
     from ray import tune
 
+    from phaselab.orchestration.progress import say
+
+    # Tune pickles log_fn; builtins.print no longer pickles once a worker's log reached the driver (Ray
+    # patches it), which failed the search
+    log_fn = log_fn or say
     space = space or SearchSpace()
     cell = {"source": source, "acceleration": acceleration, "num_acs": num_acs, "seed": 0}
     search = {"cell": cell, "num_samples": num_samples, "space": dataclasses.asdict(space)}
@@ -104,7 +109,9 @@ def run_varnet_search(
             metric="val_ssim",
             mode="max",
             num_samples=num_samples,
-            max_t=config.train.steps // config.train.eval_every + 1,
+            # evaluations (the last step evaluates too: ceil) + the final report; floor stopped the trials
+            # of steps not a multiple of eval_every at their last evaluation, before they finished
+            max_t=-(-config.train.steps // config.train.eval_every) + 1,
             grace_period=config.scheduler.grace_period,
             reduction_factor=config.scheduler.reduction_factor,
             max_concurrent=res.max_concurrent_trials or 2,
