@@ -32,6 +32,15 @@ TRIAL_KEY = "phaselab.trial_key"
 ROLE = "phaselab.role"
 PARENT = "mlflow.parentRunId"
 ERROR = "phaselab.error"  # why a run ended FAILED/KILLED; removed when the run is resumed
+# MLflow error codes that a retry cannot change (a missing or existing resource, a bad request)
+PERMANENT_ERRORS = (
+    "RESOURCE_DOES_NOT_EXIST",
+    "RESOURCE_ALREADY_EXISTS",
+    "INVALID_PARAMETER_VALUE",
+    "BAD_REQUEST",
+    "PERMISSION_DENIED",
+    "INVALID_STATE",
+)
 
 
 def default_tracking_uri(output_dir: str | Path) -> str:
@@ -45,9 +54,8 @@ def with_retries(call: Callable[[], T], *, attempts: int = 5, delay: float = 0.5
         try:
             return call()
         except (MlflowException, OSError, ConnectionError) as err:
-            # an existing resource is no transient error either (a registered model was retried 4 times)
             code = str(getattr(err, "error_code", ""))
-            transient = not any(c in code for c in ("RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS"))
+            transient = not any(c in code for c in PERMANENT_ERRORS)
             if attempt == attempts or not transient:
                 raise
             log.warning("%s call failed (%s); retry %d/%d", what, err, attempt, attempts - 1)
@@ -169,6 +177,14 @@ class Tracker:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         with_retries(lambda: self.client.log_batch(run_id, metrics=batch))
+
+    def log_summary(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Summary values at step 0, one per run: a rerun that reaches the same values logs nothing (a
+        changed value is appended and shown as the latest)."""
+        latest = with_retries(lambda: self.client.get_run(run_id)).data.metrics
+        fresh = {k: v for k, v in metrics.items() if k not in latest or float(latest[k]) != float(v)}
+        if fresh:
+            self.log_metrics(run_id, fresh, step=0)
 
     def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         with_retries(lambda: self.client.log_artifact(run_id, str(path), artifact_path))

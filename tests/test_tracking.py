@@ -4,7 +4,7 @@ import time
 
 import pytest
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
 from phaselab.tracking import ERROR, PARENT, ROLE, SWEEP_KEY, TRIAL_KEY, Tracker, with_retries
 
@@ -222,3 +222,25 @@ def test_tracker_reuses_and_restores_its_experiment(db_uri):
     restored = Tracker(db_uri, "restored-exp")
     assert restored.experiment_id == first.experiment_id
     assert restored.client.get_experiment(first.experiment_id).lifecycle_stage == "active"
+
+
+def test_log_summary_logs_a_value_once_and_a_changed_value_again(tracker):
+    parent, _ = tracker.parent_run("summary", "summary")
+    tracker.log_summary(parent, {"best": 0.5, "trials": 3})
+    tracker.log_summary(parent, {"best": 0.5, "trials": 3})  # a rerun with the same result
+    assert [m.value for m in tracker.client.get_metric_history(parent, "best")] == [0.5]
+    tracker.log_summary(parent, {"best": 0.6, "trials": 3})
+    assert [m.value for m in tracker.client.get_metric_history(parent, "best")] == [0.5, 0.6]
+    assert len(tracker.client.get_metric_history(parent, "trials")) == 1
+
+
+def test_bad_requests_are_not_retried():
+    calls = []
+
+    def bad_request():
+        calls.append(1)
+        raise MlflowException("no", error_code=INVALID_PARAMETER_VALUE)
+
+    with pytest.raises(MlflowException):
+        with_retries(bad_request, attempts=4, delay=0)
+    assert len(calls) == 1

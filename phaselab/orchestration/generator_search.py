@@ -203,6 +203,6 @@ def run_generator_search(
                 tracker, ctx.parent_id, checkpoint, f"phaselab-{name}", tags={"phaselab.search": ctx.key}
             )
         tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
-        tracker.log_metrics(ctx.parent_id, {"best_val_loss": best_loss, "trials": len(results)}, step=0)
+        tracker.log_summary(ctx.parent_id, {"best_val_loss": best_loss, "trials": len(results)})
         tracker.end_run(ctx.parent_id, "FINISHED")
         return GeneratorSearchResult(best_params, best_loss, checkpoint, version, ctx.parent_id)

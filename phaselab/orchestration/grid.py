@@ -147,7 +147,7 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
         seconds = time.perf_counter() - start
         trial_seconds = sum(float(r.get("train_seconds", 0.0)) for r in rows)
         log_grid_to_parent(tracker, ctx.parent_id, rows, config)
-        tracker.log_metrics(
+        tracker.log_summary(
             ctx.parent_id,
             {
                 "trials_finished": len(rows),
@@ -155,7 +155,6 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
                 "sweep_seconds": seconds,
                 "trial_seconds": trial_seconds,
             },
-            step=0,
         )
     tracker.end_run(ctx.parent_id, "FINISHED" if missing == 0 else "FAILED")
     if missing:

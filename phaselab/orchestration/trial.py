@@ -47,6 +47,7 @@ class TrialSpec:
     parent_run_id: str
     resolved_config: str  # YAML of the sweep, logged as an artifact of every run
     torch_threads: int = 1
+    run_name: str | None = None  # MLflow run name; default: the cell's name
 
 
 def cell_name(cell: dict[str, Any]) -> str:
@@ -153,7 +154,8 @@ def _run_trial(
             for run in stale:
                 tracker.delete_run(run.info.run_id)
             tags = {f"phaselab.{k}": v for k, v in spec.cell.items()}
-            run_id = tracker.start_child(spec.parent_run_id, spec.trial_key, cell_name(spec.cell), tags)
+            name = spec.run_name or cell_name(spec.cell)
+            run_id = tracker.start_child(spec.parent_run_id, spec.trial_key, name, tags)
         opened.update(tracker=tracker, run_id=run_id)
         tracker.set_tags(run_id, {f"phaselab.{k}": v for k, v in where.items()})
         tracker.log_params(

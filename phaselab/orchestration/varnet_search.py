@@ -24,7 +24,7 @@ from phaselab.orchestration.search import (
 )
 from phaselab.orchestration.source_kspace import synthesize_sources
 from phaselab.orchestration.sweep import open_sweep, trial_spec
-from phaselab.orchestration.trial import load_spec, run_trial, save_spec
+from phaselab.orchestration.trial import cell_name, load_spec, run_trial, save_spec
 
 
 @dataclass
@@ -69,6 +69,8 @@ def search_trial(config: dict[str, Any]) -> None:
         train={**base.train, "lr": params["lr"], "batch_size": params["batch_size"]},
         trial_key=trial_key,
         trial_dir=str(Path(base.trial_dir).parent / trial_key),
+        run_name=f"{cell_name(base.cell)}-lr{params['lr']:.1e}-c{params['cascades']}-ch{params['chans']}"
+        f"-b{params['batch_size']}",
     )
     record = run_trial(spec, tune_report=tune.report)
     tune.report({"val_ssim": float(record.get("best_val_ssim") or 0.0), "trial_done": 1.0})
@@ -132,7 +134,7 @@ def run_varnet_search(
         tracker = ctx.tracker
         close_stopped_runs(tracker, ctx.parent_id)
         tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
-        tracker.log_metrics(ctx.parent_id, {"best_val_ssim": best_ssim, "trials": len(results)}, step=0)
+        tracker.log_summary(ctx.parent_id, {"best_val_ssim": best_ssim, "trials": len(results)})
         tracker.log_text(ctx.parent_id, json.dumps(best_params, indent=1), "best_params.json")
     ctx.tracker.end_run(ctx.parent_id, "FINISHED")
     return SearchResult(best_params, best_ssim, ctx.parent_id, len(results))
