@@ -99,6 +99,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp
         time.sleep(0.5)
     os.killpg(first.pid, signal.SIGKILL)  # the driver dies mid-grid, as with a lost SSH session
     first.wait()
+    first.stdout.close()
     finished = {p.parent.name: p.stat().st_mtime_ns for p in trials_dir.glob("*/result.json")}
     assert 1 <= len(finished) < 3
 
