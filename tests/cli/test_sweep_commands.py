@@ -1,9 +1,17 @@
 """The sweep commands as a user meets them: dry runs, a wrong data root, an interrupted sweep."""
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from phaselab.cli import main
 from phaselab.tracking import Tracker
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_paper_presets_preview_without_their_data(capsys):
@@ -40,19 +48,28 @@ def test_search_dry_runs_describe_the_search(capsys):
 
 
 @pytest.mark.ray
-def test_an_interrupted_sweep_says_how_to_resume(ray_session, tmp_path, monkeypatch, capsys):
-    from phaselab.orchestration import grid
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(grid, "_run_tune", interrupted)
-    assert (
-        main(["grid", "--config", "tiny", "--output-dir", str(tmp_path), "--ray-address", ray_session]) == 130
+def test_ctrl_c_stops_the_sweep_and_says_how_to_resume(tmp_path):
+    """A real SIGINT to a running sweep (a trial in flight): no Tune restore advice, no 'sweep finished',
+    exit 130, the parent run KILLED; the rerun resumes."""
+    argv = [sys.executable, str(ROOT / "sweeps" / "recon_grid.py"), "--config", "tiny"]
+    argv += ["--output-dir", str(tmp_path), "--set", "grid.sources=[gt,zero]"]
+    argv += ["--set", "resources.max_concurrent_trials=1", "--set", "train.steps=600"]
+    argv += ["--set", "train.eval_every=50"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    driver = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
     )
-    captured = capsys.readouterr()
-    assert "run the same command again to resume" in captured.err
-    assert "sweep finished" not in captured.out and "Tuner.restore" not in captured.out + captured.err
+    lines = []
+    for line in driver.stdout:
+        lines.append(line)
+        if line.startswith("[1/2]"):  # the second trial has started
+            driver.send_signal(signal.SIGINT)
+            break
+    output = "".join(lines) + driver.stdout.read()
+    driver.stdout.close()
+    assert driver.wait(timeout=120) == 130, output
+    assert "run the same command again to resume" in output
+    assert "sweep finished" not in output and "Tuner.restore" not in output and "Traceback" not in output
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "phaselab-recon-grid")
     (parent,) = tracker.find_runs({"phaselab.role": "parent"})
     assert parent.info.status == "KILLED"
