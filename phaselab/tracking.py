@@ -25,6 +25,8 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 log = logging.getLogger(__name__)
+# "Creating initial MLflow database tables..." on every new database is not news for a user
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 T = TypeVar("T")
 
 SWEEP_KEY = "phaselab.sweep_key"
@@ -104,9 +106,10 @@ class Tracker:
         run = with_retries(lambda: self.client.create_run(self.experiment_id, tags=all_tags, run_name=name))
         return run.info.run_id, False
 
-    def child_runs(self, parent_id: str) -> dict[str, Any]:
-        """Trial key -> newest child run of the parent (deleted runs are not returned by search)."""
-        runs = self.find_runs({PARENT: parent_id})
+    def child_runs(self, parent_id: str, role: str | None = "trial") -> dict[str, Any]:
+        """Trial key -> newest child run of the parent with that ``phaselab.role`` (None: any role);
+        deleted runs are not returned by search."""
+        runs = self.find_runs({PARENT: parent_id, **({ROLE: role} if role else {})})
         by_key: dict[str, Any] = {}
         for run in sorted(runs, key=lambda r: r.info.start_time or 0):
             key = run.data.tags.get(TRIAL_KEY)

@@ -37,6 +37,8 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     result = train_generator_for_sweep(config, name)
     print(f"generator saved to {result.checkpoint}; registered in MLflow as {result.model_name}")
+    if not result.realism.realistic:  # said loudly during the run too; the grid will refuse it
+        print(f"WARNING !!! {result.realism.summary()}")
     print(f"  browse: {mlflow_ui_hint(result.tracking_uri)}")
     return 0
 

@@ -12,6 +12,7 @@ from phaselab.config.loading import (
 from phaselab.config.schema import (
     ConfigError,
     DataConfig,
+    EvaluationConfig,
     GeneratorConfig,
     GridConfig,
     ResourcesConfig,
@@ -25,6 +26,7 @@ from phaselab.config.schema import (
 __all__ = [
     "ConfigError",
     "DataConfig",
+    "EvaluationConfig",
     "GeneratorConfig",
     "GridConfig",
     "ResourcesConfig",

@@ -214,6 +214,17 @@ def validate(config: SweepConfig) -> None:
     need(
         config.varnet.cascades >= 1 and config.varnet.pools >= 1, "varnet", "cascades and pools must be >= 1"
     )
+    e = config.evaluation
+    need(e.bootstrap == 0 or e.bootstrap >= 2, "evaluation.bootstrap", f"0 or >= 2, got {e.bootstrap}")
+    need(e.max_slices is None or e.max_slices >= 2, "evaluation.max_slices", "must be >= 2")
+    need(e.realism_slices >= 2, "evaluation.realism_slices", "must be >= 2")
+    for name, gen in config.generators.items():
+        need(name in known, f"generators.{name}", f"unknown phase source; known: {sorted(known)}")
+        need(
+            not (gen.registered and gen.checkpoint),
+            f"generators.{name}",
+            "set registered or checkpoint, not both",
+        )
 
 
 def dump_yaml(config: SweepConfig) -> str:

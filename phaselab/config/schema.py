@@ -68,6 +68,16 @@ class ResourcesConfig:
 
 
 @dataclass
+class EvaluationConfig:
+    """How the phase of every source is scored against the acquired phase (on recTrain)."""
+
+    bootstrap: int = 200  # resamples for the 95% intervals (0: none)
+    max_slices: int | None = 512  # evenly spaced slices scored (None: all); KID costs ~11 s per 1000
+    fid_weights: str | None = None  # local Inception weights file (pt_inception-2015-12-05); None: no FID
+    realism_slices: int = 64  # genVal slices a trained generator is sampled on for its realism check
+
+
+@dataclass
 class TrackingConfig:
     uri: str | None = None  # None: sqlite file under output_dir
     experiment: str = "phaselab-recon-grid"
@@ -82,12 +92,15 @@ class SchedulerConfig:
 
 @dataclass
 class GeneratorConfig:
-    """How to obtain one learned phase source for the grid: train it here, or take a registered one."""
+    """How the grid gets one learned phase source: train it here, a registered model, or a saved file."""
 
     model: dict[str, Any] = field(default_factory=dict)  # the phase source's constructor keywords
     train: dict[str, Any] = field(default_factory=dict)  # GeneratorTrainConfig fields
     workers: int = 1  # Ray Train workers (DDP); GPUs when resources.gpus_per_trial > 0
     registered: str | None = None  # "model-name" or "model-name/version" in the MLflow registry
+    checkpoint: str | None = None  # a saved generator file to use instead of training one
+    # a generator whose samples are farther from the acquired phase than `smooth` is refused unless true
+    allow_unrealistic: bool = False
 
 
 @dataclass
@@ -103,4 +116,5 @@ class SweepConfig:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     generators: dict[str, GeneratorConfig] = field(default_factory=dict)

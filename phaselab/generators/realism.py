@@ -76,6 +76,17 @@ class RealismReport:
         return cls(**{k: data[k] for k in keys})
 
 
+class UnrealisticGenerator(ValueError):
+    """A generator's samples are farther from the acquired phase than the smooth baseline's."""
+
+    def __init__(self, name: str, report: RealismReport):
+        self.name, self.report = name, report
+        super().__init__(
+            f"refusing generator {report.summary()}; to use it anyway: "
+            f"--set generators.{name}.allow_unrealistic=true"
+        )
+
+
 def draw(source: PhaseSource, magnitude: torch.Tensor, seed: int, batch_size: int = 16) -> torch.Tensor:
     """Samples (S, H, W) of ``source`` for ``magnitude``, slice i with per-slice seed ``seed + i``."""
     phases = []

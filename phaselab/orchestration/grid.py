@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from phaselab.config import SweepConfig
+from phaselab.orchestration.phase_eval import evaluate_phase_sources
 from phaselab.orchestration.source_kspace import synthesize_sources
 from phaselab.orchestration.sweep import open_sweep, trial_spec
 from phaselab.orchestration.trial import cell_name, read_result, save_spec
@@ -123,6 +124,7 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
     tracker = ctx.tracker
     with tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: the parent run FAILED/KILLED
         ctx.shards = synthesize_sources(ctx, config.grid.sources, log_fn)
+        evaluate_phase_sources(ctx, config.grid.sources, log_fn)  # each source's phase vs the acquired
         specs = {}
         for cell in grid_cells(config):
             spec = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / cell_name(cell))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from phaselab.orchestration.generator_runs import generator_checkpoint
+from phaselab.orchestration.generator_runs import generator_checkpoint, require_realistic
 from phaselab.orchestration.sweep import SweepContext
 from phaselab.orchestration.synthesis_job import run_synthesis
 from phaselab.synthesis import SourceSpec, plan_synthesis
@@ -22,10 +22,13 @@ def synthesize_sources(
     splits = {split: [str(p) for p in prepared.files(split)] for split in ("recTrain", "recVal")}
     inputs = [p for files in splits.values() for p in files]
     res = config.resources
+    choices = {source: generator_checkpoint(ctx, source, log_fn) for source in sources}
+    for choice in filter(None, choices.values()):  # refuse before any k-space is synthesized
+        require_realistic(ctx, choice, log_fn)
     for source in sources:
-        checkpoint = generator_checkpoint(ctx, source, log_fn)
+        choice = choices[source]
         model_config = config.generators[source].model if source in config.generators else {}
-        spec = SourceSpec(checkpoint=checkpoint) if checkpoint else SourceSpec(source, model_config)
+        spec = SourceSpec(checkpoint=choice.checkpoint) if choice else SourceSpec(source, model_config)
         plan = plan_synthesis(spec, inputs, ctx.cache / "synthesis", SYNTHESIS_SEED, prepared.key)
         run_synthesis(
             plan,

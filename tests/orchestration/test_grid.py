@@ -63,6 +63,21 @@ def test_tiny_grid_logs_parent_and_children(ray_session, tmp_path):
     figures = {a.path for a in tracker.client.list_artifacts(result.parent_run_id, "figures")}
     assert "figures/ssim_vs_R.png" in figures
 
+    # every source's recTrain phase is scored against the acquired phase: gt is the acquired phase itself
+    table = {
+        row["source"]: row
+        for row in tracker.load_json_artifact(result.parent_run_id, "phase_metrics/table.json")
+    }
+    assert set(table) == {"gt", "zero"}
+    assert table["gt"]["phase_error"] == pytest.approx(0.0, abs=1e-6)
+    assert table["zero"]["phase_error"] > 0.1
+    assert (
+        table["zero"]["gradient_w1_low"] <= table["zero"]["gradient_w1"] <= table["zero"]["gradient_w1_high"]
+    )
+    phase_runs = tracker.child_runs(result.parent_run_id, role="phase-metrics")
+    by_name = {run.info.run_name: run for run in phase_runs.values()}
+    assert by_name["phase-zero"].data.metrics["phase_w1"] == pytest.approx(table["zero"]["phase_w1"])
+
 
 def _driver(tmp_path, address, *extra):
     args = [
