@@ -156,8 +156,8 @@ def gan_search(ray_session, tmp_path_factory):
 def test_tune_generator_registers_the_best_model(gan_search):
     _, output_dir, rc, out = gan_search
     assert rc == 0, out
-    best = _line(out, r"^best val_loss ([\d.e+-]+) with (\{.*\})$")
-    params = ast.literal_eval(best.group(2))
+    best = _line(out, r"^best realism score ([\d.e+-]+) \(< 1: closer to the acquired phase than smooth\)$")
+    params = ast.literal_eval(_line(out, r"^  with (\{.*\})$").group(1))
     assert set(params) == {"train.lr", "model.l1_weight", "model.ngf"}
     assert 5e-5 <= params["train.lr"] <= 5e-4
     assert params["model.l1_weight"] in (50.0, 100.0, 200.0)
@@ -173,17 +173,19 @@ def test_tune_generator_registers_the_best_model(gan_search):
     assert parent.data.tags["phaselab.kind"] == "tune-gan"
     assert {k: parent.data.params[f"best.{k}"] for k in params} == {k: str(v) for k, v in params.items()}
     assert parent.data.metrics["trials"] == 2
-    best_loss = parent.data.metrics["best_val_loss"]
-    assert best.group(1) == f"{best_loss:.4g}"
+    best_score = parent.data.metrics["best_realism_score"]
+    assert best.group(1) == f"{best_score:.4g}"
 
     assert len(children) == 2
     _check_stopped_or_finished(children)
-    history = {run_id: _history(tracker, run, "val_loss") for run_id, run in children.items()}
+    # trials are ranked by their samples (realism_score at every evaluation), their losses only logged
+    history = {run_id: _history(tracker, run, "realism_score") for run_id, run in children.items()}
     for run_id, run in children.items():
         assert run.data.tags["phaselab.role"] == "generator-trial"
-        assert [m.step for m in tracker.client.get_metric_history(run_id, "val_loss")] == [2, 4]
-    assert best_loss == pytest.approx(min(min(h) for h in history.values()), abs=1e-6)
-    (best_run,) = [children[i] for i, h in history.items() if min(h) == pytest.approx(best_loss, abs=1e-6)]
+        for metric in ("realism_score", "val_loss", "realism_feature_fd", "realism_smooth_feature_fd"):
+            assert [m.step for m in tracker.client.get_metric_history(run_id, metric)] == [2, 4]
+    assert best_score == pytest.approx(min(min(h) for h in history.values()), abs=1e-6)
+    (best_run,) = [children[i] for i, h in history.items() if min(h) == pytest.approx(best_score, abs=1e-6)]
     # The best trial ran to its end: FINISHED, not stopped by ASHA at its last evaluation.
     assert best_run.info.status == "FINISHED"
     assert best_run.data.tags["phaselab.checkpoint"] == str(checkpoint)
