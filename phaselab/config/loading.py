@@ -45,7 +45,15 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return {str(k): _check_type(v, args[1], f"{key}.{k}") for k, v in value.items()}
+        checked = {}
+        for k, v in value.items():
+            if args[0] is int:  # e.g. {4: 0.08} keyed by acceleration; YAML gives ints, --set may give str
+                try:
+                    k = int(k)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"{key}: key {k!r} is not an integer") from None
+            checked[k if args[0] is int else str(k)] = _check_type(v, args[1], f"{key}.{k}")
+        return checked
     if dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, key)
     if annotation is bool:
@@ -200,6 +208,31 @@ def validate(config: SweepConfig) -> None:
     )
     need(all(a >= 1 for a in g.accelerations), "grid.accelerations", "must be >= 1")
     need(all(0 < n < d.size for n in g.num_acs), "grid.num_acs", f"must be in (0, data.size={d.size})")
+    if g.mask == "equispaced":
+        need(not g.center_fractions, "grid.center_fractions", "only for mask random/equispaced_fraction")
+        for accel, allowed in g.num_acs_at.items():
+            need(
+                accel in g.accelerations,
+                f"grid.num_acs_at.{accel}",
+                f"R={accel} is not in grid.accelerations",
+            )
+            need(
+                set(allowed) <= set(g.num_acs),
+                f"grid.num_acs_at.{accel}",
+                f"{allowed} not all in grid.num_acs",
+            )
+    else:
+        missing = [a for a in g.accelerations if a not in g.center_fractions]
+        need(not missing, "grid.center_fractions", f"mask {g.mask!r} needs a centre fraction for R={missing}")
+        need(all(0 < f < 1 for f in g.center_fractions.values()), "grid.center_fractions", "in (0, 1)")
+        need(not g.num_acs_at, "grid.num_acs_at", "only for mask equispaced (nACS)")
+    need(
+        not config.scheduler.asha,
+        "scheduler.asha",
+        "ASHA cannot run on the grid: it would stop R=6 trials for lagging R=2 ones (a harder problem, "
+        "not a worse model), and a rerun would train the stopped cells again. It runs in the searches "
+        "(phaselab tune-varnet / tune-generator), on one cell at a time",
+    )
     need(t.lr > 0, "train.lr", "must be > 0")
     need(t.steps >= 1 and t.eval_every >= 1, "train.steps", "steps and eval_every must be >= 1")
     need(t.batch_size >= 1, "train.batch_size", "must be >= 1")

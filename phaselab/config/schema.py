@@ -41,6 +41,9 @@ class TrainingConfig:
     eval_every: int = 200  # steps between validation/checkpoint ("epochs" in MLflow and Tune)
     bf16: bool = False  # bf16 autocast; CUDA only
     grad_clip: float | None = None
+    # rotate each training slice by a random global phase (an augmentation in neither study; it makes the
+    # `zero` source constant-phase data): off in the paper presets, on in the demo (see README)
+    random_global_phase: bool = False
 
 
 @dataclass
@@ -48,8 +51,12 @@ class GridConfig:
     sources: list[str] = field(default_factory=lambda: ["gt", "zero", "iid_gaussian", "smooth", "sinusoid"])
     accelerations: list[int] = field(default_factory=lambda: [2, 3, 4, 6])
     num_acs: list[int] = field(default_factory=lambda: [16, 26, 31])
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    mask: Literal["equispaced"] = "equispaced"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # VarNet seed = phase synthesis draw
+    # equispaced: exactly nACS centre lines (the first study); random / equispaced_fraction: fastMRI's
+    # RandomMaskFunc / EquispacedMaskFractionFunc with grid.center_fractions (the second study: random)
+    mask: Literal["equispaced", "equispaced_fraction", "random"] = "equispaced"
+    center_fractions: dict[int, float] = field(default_factory=dict)  # R -> centre fraction (fraction masks)
+    num_acs_at: dict[int, list[int]] = field(default_factory=dict)  # R -> the nACS run at it (default: all)
 
 
 @dataclass
@@ -85,7 +92,9 @@ class TrackingConfig:
 
 @dataclass
 class SchedulerConfig:
-    asha: bool = False
+    """ASHA of the hyperparameter searches (never of the grid)."""
+
+    asha: bool = False  # refused for the grid: see config validation
     grace_period: int = 2  # evaluations before ASHA may stop a trial
     reduction_factor: int = 3
 

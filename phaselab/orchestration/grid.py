@@ -36,11 +36,27 @@ class GridResult:
 
 
 def grid_cells(config: SweepConfig) -> list[dict[str, Any]]:
+    """Every trial of the grid: source x R x nACS (or the centre fraction of R) x seed.
+
+    Fraction masks (random, equispaced_fraction) have one centre fraction per R; the cell still names its
+    number of centre lines (round(size x fraction)) so that tables and figures read the same way.
+    """
     g = config.grid
-    return [
-        {"source": s, "acceleration": r, "num_acs": n, "seed": seed}
-        for s, r, n, seed in itertools.product(g.sources, g.accelerations, g.num_acs, g.seeds)
-    ]
+    cells = []
+    for source, r, seed in itertools.product(g.sources, g.accelerations, g.seeds):
+        if g.mask == "equispaced":
+            for n in g.num_acs_at.get(r, g.num_acs):
+                cells.append({"source": source, "acceleration": r, "num_acs": n, "seed": seed})
+        else:
+            fraction = g.center_fractions[r]
+            num_acs = round(config.data.size * fraction)
+            cells.append(
+                {"source": source, "acceleration": r, "num_acs": num_acs, "center_fraction": fraction,
+                 "seed": seed}
+            )  # fmt: skip
+    return sorted(
+        cells, key=lambda c: (g.sources.index(c["source"]), c["acceleration"], c["num_acs"], c["seed"])
+    )
 
 
 def _finish_stale_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[str, Path]) -> None:
@@ -82,22 +98,12 @@ def _run_tune(
         # Keys other than cpu/gpu are custom Ray resources (e.g. {"fake_gpu": 1}) in the trial's bundle.
         resources = {**res.custom, "cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
         trainable = tune.with_resources(tune_trial, resources)
-    scheduler = None
-    if config.scheduler.asha:
-        scheduler = tune.schedulers.ASHAScheduler(
-            time_attr="training_iteration",
-            metric="val_ssim",
-            mode="max",
-            grace_period=config.scheduler.grace_period,
-            reduction_factor=config.scheduler.reduction_factor,
-        )
     tuner = tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search(pending)},
         tune_config=tune.TuneConfig(
             reuse_actors=True,
             max_concurrent_trials=res.max_concurrent_trials,
-            scheduler=scheduler,
         ),
         run_config=tune.RunConfig(
             name=name,

@@ -15,9 +15,16 @@ from typing import Any
 from phaselab.config import SweepConfig, dump_yaml, to_dict
 from phaselab.content_key import config_hash
 from phaselab.data.prepare import PreparedDataset, check_data_source, prepare_dataset
+from phaselab.generators import phase_source_class
 from phaselab.orchestration.ray_runtime import init_ray
 from phaselab.orchestration.trial import TrialSpec
 from phaselab.tracking import Tracker, default_tracking_uri
+
+
+def synthesis_draw(source: str, seed: int) -> int:
+    """Which synthesis draw the VarNet of ``seed`` trains on: its own (so the spread over seeds includes
+    the generator's sampling variance), except for sources whose phase does not depend on the seed."""
+    return seed if phase_source_class(source).stochastic else 0
 
 
 def sweep_key(config: SweepConfig) -> str:
@@ -40,7 +47,8 @@ class SweepContext:
     parent_id: str
     resolved: str  # the resolved config as YAML
     prepared: PreparedDataset
-    shards: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # source -> split -> shards
+    # source -> synthesis draw -> split -> shards (see synthesis_draw)
+    shards: dict[str, dict[int, dict[str, list[str]]]] = field(default_factory=dict)
 
     @property
     def cache(self) -> Path:
@@ -95,12 +103,13 @@ def trial_spec(
 ) -> TrialSpec:
     """The plain-data description of one VarNet trial of this sweep."""
     config = ctx.config
+    shards = ctx.shards[cell["source"]][synthesis_draw(cell["source"], cell["seed"])]
     return TrialSpec(
         cell=cell,
         trial_key=config_hash({"sweep": ctx.key, "cell": cell}),
         trial_dir=str(trial_dir),
-        train_shards=ctx.shards[cell["source"]]["recTrain"],
-        val_shards=ctx.shards[cell["source"]]["recVal"],
+        train_shards=shards["recTrain"],
+        val_shards=shards["recVal"],
         test_files=[str(p) for p in ctx.prepared.files("recTest")] if with_test else [],
         varnet=dataclasses.asdict(config.varnet),
         train=dataclasses.asdict(config.train),
@@ -109,4 +118,5 @@ def trial_spec(
         parent_run_id=ctx.parent_id,
         resolved_config=ctx.resolved,
         torch_threads=config.resources.torch_threads,
+        mask=config.grid.mask,
     )

@@ -22,12 +22,10 @@ from typing import Any
 import torch
 
 from phaselab.data.fastmri_io import read_volume
-from phaselab.mri.masks import equispaced_mask
+from phaselab.mri.masks import Mask, volume_mask
 from phaselab.recon.data import KspaceSlices
 from phaselab.recon.evaluate import evaluate_reconstruction
 from phaselab.recon.train import TrainConfig, VarNetConfig, train_varnet
-
-TEST_MASK_SEED = 1234  # fixed test masks: every source and seed is tested on the same sampling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,10 +46,21 @@ class TrialSpec:
     resolved_config: str  # YAML of the sweep, logged as an artifact of every run
     torch_threads: int = 1
     run_name: str | None = None  # MLflow run name; default: the cell's name
+    mask: str = "equispaced"  # grid.mask: equispaced (cell num_acs) or a fraction mask (center_fraction)
 
 
 def cell_name(cell: dict[str, Any]) -> str:
     return f"{cell['source']}-R{cell['acceleration']}-acs{cell['num_acs']}-s{cell['seed']}"
+
+
+def fixed_test_mask(spec: TrialSpec, width: int, volume_name: str) -> Mask:
+    """A test volume's fixed mask, seeded by its file name as fastMRI's validation does: the same for
+    every source and seed, and not one offset for every volume."""
+    cell = spec.cell
+    if spec.mask == "equispaced":
+        return volume_mask(spec.mask, width, cell["acceleration"], volume_name, num_acs=cell["num_acs"])
+    fraction = cell["center_fraction"]
+    return volume_mask(spec.mask, width, cell["acceleration"], volume_name, center_fraction=fraction)
 
 
 @functools.lru_cache(maxsize=16)
@@ -174,7 +183,12 @@ def _run_trial(
     cell = spec.cell
     model_cfg = VarNetConfig(**spec.varnet)
     train_cfg = TrainConfig(
-        **spec.train, acceleration=cell["acceleration"], num_acs=cell["num_acs"], seed=cell["seed"]
+        **spec.train,
+        acceleration=cell["acceleration"],
+        num_acs=cell["num_acs"],
+        seed=cell["seed"],
+        mask=spec.mask,
+        center_fraction=cell.get("center_fraction"),
     )
     train_data = _load_slices(tuple(spec.train_shards))
     val_data = _load_slices(tuple(spec.val_shards)) if spec.val_shards else None
@@ -203,11 +217,12 @@ def _run_trial(
         model = result.model
         model.load_state_dict(result.best_state)
         width = train_data.kspace.shape[-1]
-        mask = equispaced_mask(width, cell["acceleration"], cell["num_acs"], seed=TEST_MASK_SEED)
+        volumes = _test_volumes(spec.test_files)
+        masks = [fixed_test_mask(spec, width, Path(path).name) for path in spec.test_files]
         device = next(model.parameters()).device
-        evaluation = evaluate_reconstruction(model, _test_volumes(spec.test_files), mask, device=device)
+        evaluation = evaluate_reconstruction(model, volumes, masks, device=device)
         summary.update({f"test_{k}": float(v) for k, v in evaluation.summary.items()})
-        summary["effective_acceleration"] = mask.effective_acceleration
+        summary["effective_acceleration"] = evaluation.effective_acceleration
         tracker.log_table(run_id, evaluation.volumes, "test_per_volume.json")
     tracker.log_metrics(run_id, summary, int(spec.train["steps"]))
     best = trial_dir / "best_model.pt"

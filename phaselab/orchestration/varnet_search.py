@@ -99,7 +99,7 @@ def run_varnet_search(
     search = {"cell": cell, "num_samples": num_samples, "space": dataclasses.asdict(space)}
     ctx = open_sweep(config, log_fn, kind="varnet-search", key_extra=search)
     with ctx.tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: the parent run FAILED/KILLED
-        ctx.shards = synthesize_sources(ctx, [source], log_fn)
+        ctx.shards = synthesize_sources(ctx, [source], log_fn, seeds=[0])
         base = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / "base", with_test=False)
         base_path = save_spec(base)
 

@@ -17,7 +17,7 @@ import torch
 from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from phaselab.mri.masks import equispaced_mask
+from phaselab.mri.masks import equispaced_mask, mask_from_name
 from phaselab.recon.data import KspaceSlices, apply_column_masks, batch_indices, check_slices, volume_max
 from phaselab.recon.losses import SSIMLoss
 from phaselab.recon.varnet import VarNet
@@ -52,8 +52,11 @@ class TrainConfig:
     val_batch_size: int = 8
     num_threads: int | None = None  # torch CPU threads during training only (restored afterwards)
     # Rotate each training slice by a random global phase. A constant phase offset carries no
-    # information in MRI; without this, a net trained on few volumes memorizes their offsets.
-    random_global_phase: bool = True
+    # information in MRI; without this, a net trained on few volumes memorizes their offsets. In neither
+    # study, so off unless asked for (the demo asks: few volumes).
+    random_global_phase: bool = False
+    mask: str = "equispaced"  # equispaced (num_acs lines), random or equispaced_fraction (center_fraction)
+    center_fraction: float | None = None
 
 
 @dataclass
@@ -75,13 +78,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", index)
 
 
+def _mask(width: int, cfg: TrainConfig, seed: tuple[int, ...], offset: int | None = None) -> torch.Tensor:
+    if cfg.mask == "equispaced":
+        return equispaced_mask(width, cfg.acceleration, cfg.num_acs, offset=offset).columns
+    return mask_from_name(
+        cfg.mask, width, cfg.acceleration, center_fraction=cfg.center_fraction, seed=seed
+    ).columns
+
+
 def training_masks(width: int, cfg: TrainConfig, step: int) -> torch.Tensor:
-    """(batch_size, W) equispaced masks with a random offset per sample, a pure function of (seed, step)."""
+    """(batch_size, W) masks, a pure function of (seed, step): equispaced ones with a random offset per
+    sample, or fastMRI random / equispaced-fraction masks seeded per sample."""
     offsets = np.random.default_rng([cfg.seed, step, _MASK_STREAM]).integers(
         0, cfg.acceleration, cfg.batch_size
     )
     return torch.stack(
-        [equispaced_mask(width, cfg.acceleration, cfg.num_acs, offset=int(o)).columns for o in offsets]
+        [_mask(width, cfg, (cfg.seed, step, i, _MASK_STREAM), int(o)) for i, o in enumerate(offsets)]
     )
 
 
@@ -90,7 +102,7 @@ def validation_masks(width: int, num_slices: int, cfg: TrainConfig) -> torch.Ten
     rows = []
     for j in range(num_slices):
         offset = int(np.random.default_rng([cfg.val_seed, j]).integers(0, cfg.acceleration))
-        rows.append(equispaced_mask(width, cfg.acceleration, cfg.num_acs, offset=offset).columns)
+        rows.append(_mask(width, cfg, (cfg.val_seed, j), offset))
     return torch.stack(rows)
 
 

@@ -116,3 +116,27 @@ def test_config_hash_is_stable_and_sensitive():
     a, b = load_config("demo"), load_config("demo")
     assert config_hash(a) == config_hash(b)
     assert config_hash(a) != config_hash(load_config("demo", ["train.steps=7"]))
+
+
+def test_asha_on_the_grid_is_refused_with_the_reason():
+    with pytest.raises(ConfigError, match=r"scheduler.asha: ASHA cannot run on the grid: it would stop R=6"):
+        load_config("demo", ["scheduler.asha=true"])
+
+
+def test_fraction_masks_need_a_centre_fraction_for_every_acceleration():
+    config = load_config(
+        "demo", ["grid.mask=random", "grid.accelerations=[4, 8]", "grid.center_fractions={4: 0.08, 8: 0.04}"]
+    )
+    assert config.grid.center_fractions == {4: 0.08, 8: 0.04}  # integer keys, as YAML writes them
+    with pytest.raises(
+        ConfigError, match=r"grid.center_fractions: mask 'random' needs a centre fraction for R=\[8\]"
+    ):
+        load_config(
+            "demo", ["grid.mask=random", "grid.accelerations=[4, 8]", "grid.center_fractions={4: 0.08}"]
+        )
+    with pytest.raises(ConfigError, match="grid.mask"):
+        load_config("demo", ["grid.mask=spiral"])
+    with pytest.raises(ConfigError, match="grid.num_acs_at.3: R=3 is not in grid.accelerations"):
+        load_config("demo", ["grid.num_acs_at={3: [4]}"])
+    with pytest.raises(ConfigError, match="grid.center_fractions: key 'x' is not an integer"):
+        load_config("demo", ["grid.mask=random", "grid.center_fractions={x: 0.1}"])
