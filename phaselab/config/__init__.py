@@ -3,6 +3,7 @@
 from phaselab.config.loading import (
     dump_yaml,
     from_dict,
+    generator_settings,
     load_config,
     parse_override,
     preset_names,
@@ -37,6 +38,7 @@ __all__ = [
     "VarNetModelConfig",
     "dump_yaml",
     "from_dict",
+    "generator_settings",
     "load_config",
     "parse_override",
     "preset_names",

@@ -258,7 +258,28 @@ def validate(config: SweepConfig) -> None:
             f"generators.{name}",
             "set registered or checkpoint, not both",
         )
+        try:
+            generator_settings(name, gen)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"generators.{name}: {err}") from None
 
 
 def dump_yaml(config: SweepConfig) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def generator_settings(name: str, gen: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The model keywords and GeneratorTrainConfig fields of a generator: its recipe, then the preset's
+    own ``model`` / ``train`` keys on top. ValueError / TypeError on an unknown recipe or key."""
+    from phaselab.generators.recipes import get_recipe
+    from phaselab.generators.training import GeneratorTrainConfig
+
+    model, train = dict(gen.model), dict(gen.train)
+    if gen.recipe is not None:
+        recipe = get_recipe(gen.recipe)
+        if recipe.generator != name:
+            raise ValueError(f"recipe {gen.recipe!r} is for {recipe.generator!r}, not {name!r}")
+        model = {**recipe.model, **model}
+        train = recipe.train_config(train)
+    GeneratorTrainConfig(**train)  # unknown keys fail here
+    return model, train

@@ -39,6 +39,8 @@ class TrainingConfig:
     batch_size: int = 4
     steps: int = 2000
     eval_every: int = 200  # steps between validation/checkpoint ("epochs" in MLflow and Tune)
+    epochs: float | None = None  # passes over recTrain; sets steps (a preset means the same at any scale)
+    eval_every_epochs: float | None = None  # sets eval_every
     bf16: bool = False  # bf16 autocast; CUDA only
     grad_clip: float | None = None
     # rotate each training slice by a random global phase (an augmentation in neither study; it makes the
@@ -103,8 +105,9 @@ class SchedulerConfig:
 class GeneratorConfig:
     """How the grid gets one learned phase source: train it here, a registered model, or a saved file."""
 
-    model: dict[str, Any] = field(default_factory=dict)  # the phase source's constructor keywords
-    train: dict[str, Any] = field(default_factory=dict)  # GeneratorTrainConfig fields
+    recipe: str | None = None  # a published training recipe (phaselab.generators.recipes), e.g. sbdm-knee-v1
+    model: dict[str, Any] = field(default_factory=dict)  # the phase source's constructor keywords (on top)
+    train: dict[str, Any] = field(default_factory=dict)  # GeneratorTrainConfig fields (on top of the recipe)
     workers: int = 1  # Ray Train workers (DDP); GPUs when resources.gpus_per_trial > 0
     registered: str | None = None  # "model-name" or "model-name/version" in the MLflow registry
     checkpoint: str | None = None  # a saved generator file to use instead of training one

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import ray
 
-from phaselab.config import GeneratorConfig, SweepConfig
+from phaselab.config import GeneratorConfig, SweepConfig, generator_settings
 from phaselab.content_key import config_hash, file_digest
 from phaselab.generators import phase_source_class
 from phaselab.generators.realism import RealismReport, UnrealisticGenerator
@@ -41,11 +41,11 @@ class GeneratorChoice:
 
 def generator_job(ctx: SweepContext, source: str) -> GeneratorJob:
     """The training job of a learned source on this sweep's genTrain/genVal, saved under the cache."""
-    gen = ctx.config.generators.get(source) or GeneratorConfig()
+    model, train = generator_settings(source, ctx.config.generators.get(source) or GeneratorConfig())
     job = GeneratorJob(
         source,
-        gen.model,
-        {"device": "auto", **gen.train},
+        model,
+        {"device": "auto", **train},
         [str(p) for p in ctx.prepared.files("genTrain")],
         [str(p) for p in ctx.prepared.files("genVal")],
         "",

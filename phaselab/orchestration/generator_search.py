@@ -20,8 +20,10 @@ from typing import Any
 
 import torch
 
-from phaselab.config import GeneratorConfig, SweepConfig
+from phaselab.config import SweepConfig
 from phaselab.content_key import config_hash
+from phaselab.data.prepare import count_slices
+from phaselab.generators.training import GeneratorTrainConfig, resolve_lengths
 from phaselab.orchestration.generator_jobs import GeneratorJob, load_phase_pairs, register_generator
 from phaselab.orchestration.generator_runs import generator_job
 from phaselab.orchestration.search import (
@@ -152,7 +154,6 @@ def run_generator_search(
 
     log_fn = log_fn or say  # picklable, unlike builtins.print once Ray patched it (see run_varnet_search)
     space = space or default_space(name)
-    gen = config.generators.get(name) or GeneratorConfig()
     key_extra = {"generator": name, "num_samples": num_samples, "space": describe_space(space)}
     ctx = open_sweep(config, log_fn, kind=f"tune-{name}", key_extra=key_extra)
     with ctx.tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: FAILED/KILLED, not RUNNING
@@ -176,14 +177,14 @@ def run_generator_search(
         trainable = tune.with_resources(
             generator_trial, {**res.custom, "cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
         )
-        train_cfg = {"steps": 1000, "eval_every": 100, **gen.train}
+        lengths = resolve_lengths(GeneratorTrainConfig(**job.train_config), count_slices(job.train_files))
         settings = SearchSettings(
             metric="realism_score",
             mode="min",
             num_samples=num_samples,
             # one more than its evaluations: ASHA stops a trial at max_t, which killed every trial that ran
             # to the end before it could end its run FINISHED (they were marked KILLED, stopped by asha)
-            max_t=-(-train_cfg["steps"] // train_cfg["eval_every"]) + 1,
+            max_t=-(-lengths.steps // lengths.eval_every) + 1,
             grace_period=config.scheduler.grace_period,
             reduction_factor=config.scheduler.reduction_factor,
             max_concurrent=res.max_concurrent_trials or 2,

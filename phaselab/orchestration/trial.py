@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from phaselab.data.batching import epochs_to_steps
 from phaselab.data.fastmri_io import read_volume
 from phaselab.mri.masks import Mask, volume_mask
 from phaselab.recon.data import KspaceSlices
@@ -182,16 +183,16 @@ def _run_trial(
 
     cell = spec.cell
     model_cfg = VarNetConfig(**spec.varnet)
+    train_data = _load_slices(tuple(spec.train_shards))
+    val_data = _load_slices(tuple(spec.val_shards)) if spec.val_shards else None
     train_cfg = TrainConfig(
-        **spec.train,
+        **training_lengths(spec.train, train_data.num_slices),
         acceleration=cell["acceleration"],
         num_acs=cell["num_acs"],
         seed=cell["seed"],
         mask=spec.mask,
         center_fraction=cell.get("center_fraction"),
     )
-    train_data = _load_slices(tuple(spec.train_shards))
-    val_data = _load_slices(tuple(spec.val_shards)) if spec.val_shards else None
 
     def report(metrics: dict[str, float], checkpoint: dict[str, Any] | None) -> None:
         step = int(checkpoint["step"]) if checkpoint else int(metrics.get("step", 0))
@@ -224,7 +225,7 @@ def _run_trial(
         summary.update({f"test_{k}": float(v) for k, v in evaluation.summary.items()})
         summary["effective_acceleration"] = evaluation.effective_acceleration
         tracker.log_table(run_id, evaluation.volumes, "test_per_volume.json")
-    tracker.log_metrics(run_id, summary, int(spec.train["steps"]))
+    tracker.log_metrics(run_id, summary, train_cfg.steps)
     best = trial_dir / "best_model.pt"
     _atomic_save({"state_dict": result.best_state, "varnet": spec.varnet, "cell": cell}, best)
     tracker.log_artifact(run_id, best, "checkpoints")
@@ -241,6 +242,18 @@ def _run_trial(
     tracker.end_run(run_id, "FINISHED")
     ckpt_path.unlink(missing_ok=True)
     return record
+
+
+def training_lengths(train: dict[str, Any], num_slices: int) -> dict[str, Any]:
+    """The sweep's train section with ``epochs`` / ``eval_every_epochs`` turned into steps of this trial's
+    training set (the VarNet trains on recTrain: a preset in epochs means the same at any scale)."""
+    train = dict(train)
+    epochs, eval_epochs = train.pop("epochs", None), train.pop("eval_every_epochs", None)
+    if epochs is not None:
+        train["steps"] = epochs_to_steps(epochs, num_slices, train["batch_size"])
+    if eval_epochs is not None:
+        train["eval_every"] = epochs_to_steps(eval_epochs, num_slices, train["batch_size"])
+    return train
 
 
 def save_spec(spec: TrialSpec) -> Path:

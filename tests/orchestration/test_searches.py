@@ -255,8 +255,8 @@ def test_max_t_lets_a_trial_that_runs_to_the_end_finish(monkeypatch, tmp_path, s
     config = load_config("tiny", overrides)
 
     _capture_settings(monkeypatch, varnet_search, tmp_path)
-    monkeypatch.setattr(varnet_search, "synthesize_sources", lambda *args: {})
-    monkeypatch.setattr(varnet_search, "trial_spec", lambda *args, **kwargs: None)
+    monkeypatch.setattr(varnet_search, "synthesize_sources", lambda *args, **kwargs: {})
+    monkeypatch.setattr(varnet_search, "trial_spec", lambda *args, **kwargs: SimpleNamespace(train_shards=[]))
     monkeypatch.setattr(varnet_search, "save_spec", lambda spec: tmp_path / "spec.json")
     with pytest.raises(_Built) as varnet:
         varnet_search.run_varnet_search(config, source="gt", acceleration=4, num_acs=4, log_fn=lambda _: None)
