@@ -25,7 +25,11 @@ def _grid(args: argparse.Namespace) -> int:
         return 0
     result = run_recon_grid(config)
     print()
-    print(format_grid(aggregate(result.rows), "ssim"))
+    print(format_grid(aggregate([r for r in result.rows if "real_fraction" not in r["cell"]]), "ssim"))
+    if config.grid.real_fraction:
+        from phaselab.orchestration.mixing_report import format_mixing_table, mixing_table
+
+        print(format_mixing_table(mixing_table(result.rows, config.grid.real_fraction)))
     print(
         f"sweep finished in {result.seconds:.0f}s ({len(result.rows)} of {len(cells)} trials; "
         f"trials trained for {result.trial_seconds:.0f}s in total)"

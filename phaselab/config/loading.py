@@ -226,6 +226,8 @@ def validate(config: SweepConfig) -> None:
         need(not missing, "grid.center_fractions", f"mask {g.mask!r} needs a centre fraction for R={missing}")
         need(all(0 < f < 1 for f in g.center_fractions.values()), "grid.center_fractions", "in (0, 1)")
         need(not g.num_acs_at, "grid.num_acs_at", "only for mask equispaced (nACS)")
+    need(all(0 <= p <= 1 for p in g.real_fraction), "grid.real_fraction", "fractions must be in [0, 1]")
+    need(not g.real_only or g.real_fraction, "grid.real_only", "needs grid.real_fraction")
     need(
         not config.scheduler.asha,
         "scheduler.asha",

@@ -59,6 +59,10 @@ class GridConfig:
     mask: Literal["equispaced", "equispaced_fraction", "random"] = "equispaced"
     center_fractions: dict[int, float] = field(default_factory=dict)  # R -> centre fraction (fraction masks)
     num_acs_at: dict[int, list[int]] = field(default_factory=dict)  # R -> the nACS run at it (default: all)
+    # real/synthetic mixing (the second study's Table III): a p share of recTrain patients keeps the acquired
+    # phase, the rest takes each source's; p = 0 is the source's own cell and p = 1 the gt cell
+    real_fraction: list[float] = field(default_factory=list)
+    real_only: bool = False  # the control: the same p share of real patients alone, as many steps
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from phaselab.config import SweepConfig
+from phaselab.orchestration.mixing import cell_shards, mixing_cells
 from phaselab.orchestration.phase_eval import evaluate_phase_sources
 from phaselab.orchestration.source_kspace import synthesize_sources
 from phaselab.orchestration.sweep import open_sweep, trial_spec
@@ -54,9 +55,18 @@ def grid_cells(config: SweepConfig) -> list[dict[str, Any]]:
                 {"source": source, "acceleration": r, "num_acs": num_acs, "center_fraction": fraction,
                  "seed": seed}
             )  # fmt: skip
-    return sorted(
+    cells = sorted(
         cells, key=lambda c: (g.sources.index(c["source"]), c["acceleration"], c["num_acs"], c["seed"])
     )
+    return mixing_cells(config, cells)
+
+
+def grid_sources(config: SweepConfig) -> list[str]:
+    """The sources whose k-space the grid needs: its own, and gt's when mixing takes real patients."""
+    return [
+        *config.grid.sources,
+        *(["gt"] if config.grid.real_fraction and "gt" not in config.grid.sources else []),
+    ]
 
 
 def _finish_stale_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[str, Path]) -> None:
@@ -129,11 +139,12 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
     ctx = open_sweep(config, log_fn)
     tracker = ctx.tracker
     with tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: the parent run FAILED/KILLED
-        ctx.shards = synthesize_sources(ctx, config.grid.sources, log_fn)
+        ctx.shards = synthesize_sources(ctx, grid_sources(config), log_fn)
         evaluate_phase_sources(ctx, config.grid.sources, log_fn)  # each source's phase vs the acquired
         specs = {}
         for cell in grid_cells(config):
-            spec = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / cell_name(cell))
+            trial_dir = ctx.sweep_dir / "trials" / cell_name(cell)
+            spec = trial_spec(ctx, cell, trial_dir, shards=cell_shards(ctx, cell))
             specs[spec.trial_key] = spec
         trial_dirs = {k: Path(s.trial_dir) for k, s in specs.items()}
         _finish_stale_runs(tracker, ctx.parent_id, trial_dirs)

@@ -23,7 +23,10 @@ class GridProgress(Callback):
     def _name(self, trial) -> str:
         cell = trial.config.get("cell", {})
         source, r, n, seed = (cell.get(k) for k in ("source", "acceleration", "num_acs", "seed"))
-        return f"{source} R={r} nACS={n} seed={seed}"
+        mixing = ""
+        if "real_fraction" in cell:
+            mixing = f" {'real only' if cell.get('real_only') else 'real'} {cell['real_fraction']:.0%}"
+        return f"{source} R={r} nACS={n} seed={seed}{mixing}"
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.done += 1

@@ -99,17 +99,26 @@ def open_sweep(
 
 
 def trial_spec(
-    ctx: SweepContext, cell: dict[str, Any], trial_dir: Path, *, with_test: bool = True
+    ctx: SweepContext,
+    cell: dict[str, Any],
+    trial_dir: Path,
+    *,
+    with_test: bool = True,
+    shards: tuple[list[str], list[str], list[str] | None] | None = None,
 ) -> TrialSpec:
-    """The plain-data description of one VarNet trial of this sweep."""
+    """The plain-data description of one VarNet trial of this sweep. ``shards`` (train, val, the shards
+    whose slices make an epoch) replaces the source's own, e.g. for real/synthetic mixing."""
     config = ctx.config
-    shards = ctx.shards[cell["source"]][synthesis_draw(cell["source"], cell["seed"])]
+    if shards is None:
+        own = ctx.shards[cell["source"]][synthesis_draw(cell["source"], cell["seed"])]
+        shards = (own["recTrain"], own["recVal"], None)
+    train_shards, val_shards, length_shards = shards
     return TrialSpec(
         cell=cell,
         trial_key=config_hash({"sweep": ctx.key, "cell": cell}),
         trial_dir=str(trial_dir),
-        train_shards=shards["recTrain"],
-        val_shards=shards["recVal"],
+        train_shards=train_shards,
+        val_shards=val_shards,
         test_files=[str(p) for p in ctx.prepared.files("recTest")] if with_test else [],
         varnet=dataclasses.asdict(config.varnet),
         train=dataclasses.asdict(config.train),
@@ -119,4 +128,5 @@ def trial_spec(
         resolved_config=ctx.resolved,
         torch_threads=config.resources.torch_threads,
         mask=config.grid.mask,
+        length_shards=length_shards,
     )

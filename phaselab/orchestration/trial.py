@@ -23,6 +23,7 @@ import torch
 
 from phaselab.data.batching import epochs_to_steps
 from phaselab.data.fastmri_io import read_volume
+from phaselab.data.prepare import count_slices
 from phaselab.mri.masks import Mask, volume_mask
 from phaselab.recon.data import KspaceSlices
 from phaselab.recon.evaluate import evaluate_reconstruction
@@ -48,10 +49,15 @@ class TrialSpec:
     torch_threads: int = 1
     run_name: str | None = None  # MLflow run name; default: the cell's name
     mask: str = "equispaced"  # grid.mask: equispaced (cell num_acs) or a fraction mask (center_fraction)
+    length_shards: list[str] | None = None  # whose slices make an epoch (None: train_shards)
 
 
 def cell_name(cell: dict[str, Any]) -> str:
-    return f"{cell['source']}-R{cell['acceleration']}-acs{cell['num_acs']}-s{cell['seed']}"
+    name = f"{cell['source']}-R{cell['acceleration']}-acs{cell['num_acs']}-s{cell['seed']}"
+    if "real_fraction" in cell:
+        kind = "realonly" if cell.get("real_only") else "real"
+        name += f"-{kind}{cell['real_fraction']:g}"
+    return name
 
 
 def fixed_test_mask(spec: TrialSpec, width: int, volume_name: str) -> Mask:
@@ -185,8 +191,9 @@ def _run_trial(
     model_cfg = VarNetConfig(**spec.varnet)
     train_data = _load_slices(tuple(spec.train_shards))
     val_data = _load_slices(tuple(spec.val_shards)) if spec.val_shards else None
+    epoch_slices = count_slices(spec.length_shards) if spec.length_shards else train_data.num_slices
     train_cfg = TrainConfig(
-        **training_lengths(spec.train, train_data.num_slices),
+        **training_lengths(spec.train, epoch_slices),
         acceleration=cell["acceleration"],
         num_acs=cell["num_acs"],
         seed=cell["seed"],
