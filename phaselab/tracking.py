@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import mlflow  # noqa: E402
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
@@ -34,6 +34,9 @@ TRIAL_KEY = "phaselab.trial_key"
 ROLE = "phaselab.role"
 PARENT = "mlflow.parentRunId"
 ERROR = "phaselab.error"  # why a run ended FAILED/KILLED; removed when the run is resumed
+NOTE = "mlflow.note.content"  # a run's (or experiment's) description in the MLflow UI
+# The UI opens an experiment on its GenAI "Overview" unless it is tagged as model training
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # MLflow error codes that a retry cannot change (a missing or existing resource, a bad request)
 PERMANENT_ERRORS = (
     "RESOURCE_DOES_NOT_EXIST",
@@ -79,14 +82,24 @@ class Tracker:
         if found is not None:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
+            if found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+                with_retries(lambda: self.client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND))
             return found.experiment_id
         # A tracking server stores artifacts where it was told (--artifacts-destination), via its proxy.
         served = self.uri.startswith(("http://", "https://"))
         location = Path(artifact_root).resolve().as_uri() if artifact_root and not served else None
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(
+                name, artifact_location=location, tags=dict([EXPERIMENT_KIND])
+            )
         except MlflowException:  # created concurrently by another process
             return self.client.get_experiment_by_name(name).experiment_id
+
+    def describe_experiment(self, text: str) -> None:
+        """The experiment's description (the UI shows it above the runs), set once."""
+        found = with_retries(lambda: self.client.get_experiment(self.experiment_id))
+        if NOTE not in found.tags:
+            with_retries(lambda: self.client.set_experiment_tag(self.experiment_id, NOTE, text))
 
     # runs --------------------------------------------------------------------------------------
     def find_runs(self, tags: dict[str, str]) -> list[Any]:
@@ -163,6 +176,17 @@ class Tracker:
         if fresh:
             with_retries(lambda: self.client.log_batch(run_id, params=fresh))
 
+    def describe_run(self, run_id: str, text: str) -> None:
+        """The run's description (``mlflow.note.content``, the UI's "Description")."""
+        self.set_tags(run_id, {NOTE: text})
+
+    def log_dataset(self, run_id: str, name: str, digest: str, source: str, context: str) -> None:
+        """A dataset the run used (the UI's "Datasets" column): a split of phase-source k-space, its
+        content digest, where it lies, and ``context`` (training / validation / test)."""
+        dataset = Dataset(name=name, digest=digest[:36], source_type="local", source=source)
+        inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])]
+        with_retries(lambda: self.client.log_inputs(run_id, datasets=inputs))
+
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
         with_retries(lambda: self.client.log_batch(run_id, tags=batch))
@@ -213,3 +237,14 @@ class Tracker:
                 run_id=run_id, artifact_path=artifact_file, dst_path=tmp, tracking_uri=self.uri
             )
             return json.loads(Path(local).read_text())
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys (``data.fractions.genTrain``): params the UI can show and compare,
+    not the Python repr of a dict."""
+    if isinstance(data, dict) and data:
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: data}

@@ -86,7 +86,12 @@ def _close_unfinished_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[st
 
 
 def _run_tune(
-    config: SweepConfig, pending: list[dict[str, Any]], storage: Path | str, name: str, log_fn
+    config: SweepConfig,
+    pending: list[dict[str, Any]],
+    storage: Path | str,
+    name: str,
+    log_fn,
+    refresh: Any = None,
 ) -> None:
     from ray import tune
 
@@ -119,7 +124,7 @@ def _run_tune(
             name=name,
             storage_path=str(storage),
             verbose=0,
-            callbacks=[GridProgress(len(pending), log_fn)],
+            callbacks=[GridProgress(len(pending), log_fn), *([refresh] if refresh else [])],
             failure_config=tune.FailureConfig(max_failures=2),
         ),
     )
@@ -158,7 +163,12 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
         if pending:
             storage = ctx.storage
             attempt = len(list(Path(storage).glob("grid-*"))) if Path(storage).exists() else 0
-            _run_tune(config, pending, storage, f"grid-{attempt:03d}", progress_fn)
+            from phaselab.orchestration.progress import GridRefresh
+
+            refresh = GridRefresh(
+                ctx.tracking_uri, config.tracking.experiment, ctx.parent_id, config, trial_dirs
+            )
+            _run_tune(config, pending, storage, f"grid-{attempt:03d}", progress_fn, refresh)
             _close_unfinished_runs(tracker, ctx.parent_id, trial_dirs)
 
         rows = [r for s in specs.values() if (r := read_result(s.trial_dir)) is not None]

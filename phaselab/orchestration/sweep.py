@@ -18,7 +18,24 @@ from phaselab.data.prepare import PreparedDataset, check_data_source, prepare_da
 from phaselab.generators import phase_source_class
 from phaselab.orchestration.ray_runtime import init_ray
 from phaselab.orchestration.trial import TrialSpec
-from phaselab.tracking import Tracker, default_tracking_uri
+from phaselab.tracking import Tracker, default_tracking_uri, flatten
+
+COMMANDS = {"grid": "phaselab grid", "varnet-search": "phaselab tune-varnet"}
+
+
+def describe_sweep(config: SweepConfig, kind: str, key: str) -> str:
+    """The parent run's description in the MLflow UI: what the sweep is and how to rerun it."""
+    g = config.grid
+    data = config.data
+    where = f"{data.kind} phantoms" if data.source == "phantoms" else f"fastMRI {data.kind} ({data.root})"
+    lines = [
+        f"**{kind}** of preset `{config.name}` (content key `{key}`) on {where} at {data.size} px.",
+        f"Sources {', '.join(g.sources)}; R {g.accelerations}; nACS {g.num_acs}; seeds {g.seeds}; "
+        f"{g.mask} masks" + (f"; real share {g.real_fraction}" if g.real_fraction else "") + ".",
+        f"Rerun or resume: `{COMMANDS.get(kind, 'phaselab ' + kind)} --config {config.name} "
+        f"--output-dir {config.output_dir}` (the resolved config is the artifact config.yaml).",
+    ]
+    return "\n\n".join(lines)
 
 
 def synthesis_draw(source: str, seed: int) -> int:
@@ -83,13 +100,14 @@ def open_sweep(
     with tracker.closed_on_error(parent_id):  # bad data, Ctrl-C...: the parent run is not left RUNNING
         resolved = dump_yaml(config)
         tracker.log_text(parent_id, resolved, "config.yaml")
-        flat = {
-            f"{section}.{k}": v
-            for section, values in to_dict(config).items()
-            if isinstance(values, dict)
-            for k, v in values.items()
-        }
-        tracker.log_params(parent_id, {**flat, **{f"search.{k}": v for k, v in (key_extra or {}).items()}})
+        tracker.log_params(parent_id, flatten({**to_dict(config), "search": key_extra or {}}))
+        tracker.set_tags(parent_id, {"mlflow.source.name": COMMANDS.get(kind, f"phaselab {kind}")})
+        tracker.describe_run(parent_id, describe_sweep(config, kind, key))
+        tracker.describe_experiment(
+            "phaselab: which phase generator makes the best reconstruction models. One parent run per "
+            "sweep (its grid, tables and figures as artifacts), one child run per trial, per phase "
+            "source's phase metrics and per generator. Made by `phaselab grid` and friends."
+        )
 
         prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)  # bad input fails before Ray
         log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))

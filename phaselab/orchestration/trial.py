@@ -25,6 +25,7 @@ from phaselab.data.batching import epochs_to_steps
 from phaselab.data.fastmri_io import read_volume
 from phaselab.data.prepare import count_slices
 from phaselab.mri.masks import Mask, volume_mask
+from phaselab.orchestration.trial_mlflow import column_tags, describe_trial, log_reconstructions, short_name
 from phaselab.recon.data import KspaceSlices
 from phaselab.recon.evaluate import evaluate_reconstruction
 from phaselab.recon.train import TrainConfig, VarNetConfig, train_varnet
@@ -169,15 +170,17 @@ def _run_trial(
             )
             for run in stale:
                 tracker.delete_run(run.info.run_id)
-            tags = {f"phaselab.{k}": v for k, v in spec.cell.items()}
-            name = spec.run_name or cell_name(spec.cell)
+            tags = {**{f"phaselab.{k}": v for k, v in spec.cell.items()}, **column_tags(spec.cell)}
+            name = spec.run_name or short_name(spec.cell)
             run_id = tracker.start_child(spec.parent_run_id, spec.trial_key, name, tags)
+            describe_trial(tracker, run_id, spec)
         opened.update(tracker=tracker, run_id=run_id)
         tracker.set_tags(run_id, {f"phaselab.{k}": v for k, v in where.items()})
         tracker.log_params(
             run_id,
             {
                 **{f"cell.{k}": v for k, v in spec.cell.items()},
+                **column_tags(spec.cell),
                 **{f"varnet.{k}": v for k, v in spec.varnet.items()},
                 **{f"train.{k}": v for k, v in spec.train.items()},
                 "num_train_volumes": len(spec.train_shards),
@@ -232,7 +235,8 @@ def _run_trial(
         summary.update({f"test_{k}": float(v) for k, v in evaluation.summary.items()})
         summary["effective_acceleration"] = evaluation.effective_acceleration
         tracker.log_table(run_id, evaluation.volumes, "test_per_volume.json")
-    tracker.log_metrics(run_id, summary, train_cfg.steps)
+        log_reconstructions(tracker, run_id, model, volumes, masks, device)
+    tracker.log_summary(run_id, summary)  # step 0, one value per run: the UI charts them as bars
     best = trial_dir / "best_model.pt"
     _atomic_save({"state_dict": result.best_state, "varnet": spec.varnet, "cell": cell}, best)
     tracker.log_artifact(run_id, best, "checkpoints")

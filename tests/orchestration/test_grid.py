@@ -79,6 +79,31 @@ def test_tiny_grid_logs_parent_and_children(ray_session, tmp_path):
     assert (
         table["zero"]["gradient_w1_low"] <= table["zero"]["gradient_w1"] <= table["zero"]["gradient_w1_high"]
     )
+    # what the MLflow UI shows: a model-training experiment with a description, described runs with short
+    # names and plain column tags, one test value per run (step 0: bars, not one-dot lines), datasets,
+    # and pictures of the reconstructions
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "one child run per trial" in experiment.tags["mlflow.note.content"]
+    assert "phaselab grid --config tiny" in parent.data.tags["mlflow.note.content"]
+    assert parent.data.params["data.fractions.genTrain"] == "0.25"  # flattened, not a Python dict
+    for run in children.values():
+        cell = {k: run.data.tags[k] for k in ("source", "R", "nACS", "seed")}
+        assert run.info.run_name == f"R4 n4 {cell['source']} s0" and cell["R"] == "4"
+        assert run.data.tags["mlflow.note.content"].startswith(f"VarNet trained on **{cell['source']}**")
+        assert [m.step for m in tracker.client.get_metric_history(run.info.run_id, "test_ssim")] == [0]
+        inputs = tracker.client.get_run(run.info.run_id).inputs.dataset_inputs
+        contexts = {i.tags[0].value: i.dataset.name for i in inputs}
+        source = cell["source"]
+        expected = {
+            "training": f"recTrain-{source}",
+            "validation": f"recVal-{source}",
+            "test": "recTest-acquired",
+        }
+        assert contexts == expected
+        pictures = {a.path for a in tracker.client.list_artifacts(run.info.run_id, "reconstructions")}
+        assert pictures == {"reconstructions/test_slices.npz", "reconstructions/test_slices.png"}
+
     phase_runs = tracker.child_runs(result.parent_run_id, role="phase-metrics")
     by_name = {run.info.run_name: run for run in phase_runs.values()}
     assert by_name["phase-zero"].data.metrics["phase_w1"] == pytest.approx(table["zero"]["phase_w1"])
