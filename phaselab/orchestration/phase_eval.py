@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,7 +109,50 @@ def evaluate_phase_sources(
             + ", ".join(f"{k} {row[k]:.4g}" for k in (*METRICS, "fid") if k in row)
         )
     _log_to_mlflow(ctx, rows)
+    _log_samples(ctx, sources, magnitude, truth, split)
     return rows
+
+
+def _log_samples(
+    ctx: SweepContext, sources: list[str], magnitude: torch.Tensor, truth: torch.Tensor, split: str
+) -> None:
+    """Magnitude, acquired phase and each source's phase for three fixed slices (the studies' Fig. 2), as
+    arrays for ``analysis/`` and as a picture on the parent run."""
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = _evenly(magnitude.shape[0], 3)
+    arrays = {"slices": picks, "magnitude": magnitude[picks].numpy(), "acquired": truth[picks].numpy()}
+    for source in sources:
+        draws = ctx.shards[source]
+        arrays[f"phase_{source}"] = shard_phases(draws[min(draws)][split])[picks].numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "samples.npz"
+        np.savez_compressed(path, **arrays)
+        ctx.tracker.log_artifact(ctx.parent_id, path, "phase_metrics")
+    columns = ["magnitude", "acquired", *[f"phase_{s}" for s in sources]]
+    fig, axes = plt.subplots(
+        len(picks), len(columns), figsize=(1.9 * len(columns), 2 * len(picks)), squeeze=False
+    )
+    for i in range(len(picks)):
+        for j, key in enumerate(columns):
+            image = arrays[key][i]
+            style = (
+                {"cmap": "gray"}
+                if key == "magnitude"
+                else {"cmap": "twilight", "vmin": -np.pi, "vmax": np.pi}
+            )
+            axes[i][j].imshow(image, **style)
+            axes[i][j].set_title(key.removeprefix("phase_") if i == 0 else "", fontsize=8)
+            axes[i][j].axis("off")
+    fig.suptitle(f"{split}: magnitude, acquired phase and each source's phase (rad, -pi..pi)", fontsize=9)
+    fig.tight_layout()
+    ctx.tracker.log_figure(ctx.parent_id, fig, "phase_metrics/samples.png")
+    plt.close(fig)
 
 
 def _log_to_mlflow(ctx: SweepContext, rows: list[dict[str, Any]]) -> None:
