@@ -216,6 +216,9 @@ class Tracker:
     def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         with_retries(lambda: self.client.log_artifact(run_id, str(path), artifact_path))
 
+    def log_artifacts(self, run_id: str, folder: str | Path, artifact_path: str | None = None) -> None:
+        with_retries(lambda: self.client.log_artifacts(run_id, str(folder), artifact_path))
+
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         with_retries(lambda: self.client.log_text(run_id, text, artifact_file))
 

@@ -17,11 +17,8 @@ from phaselab.config import GeneratorConfig, SweepConfig, generator_settings
 from phaselab.content_key import config_hash, file_digest
 from phaselab.generators import phase_source_class
 from phaselab.generators.realism import RealismReport, UnrealisticGenerator
-from phaselab.orchestration.generator_jobs import (
-    GeneratorJob,
-    download_registered_generator,
-    train_generator_tracked,
-)
+from phaselab.orchestration.generator_jobs import GeneratorJob, train_generator_tracked
+from phaselab.orchestration.generator_registry import download_registered_generator
 from phaselab.orchestration.progress import say
 from phaselab.orchestration.sweep import SweepContext, open_sweep
 

@@ -24,7 +24,8 @@ from phaselab.config import SweepConfig
 from phaselab.content_key import config_hash
 from phaselab.data.prepare import count_slices
 from phaselab.generators.training import GeneratorTrainConfig, resolve_lengths
-from phaselab.orchestration.generator_jobs import GeneratorJob, load_phase_pairs, register_generator
+from phaselab.orchestration.generator_jobs import GeneratorJob, load_phase_pairs
+from phaselab.orchestration.generator_registry import register_generator, set_champion
 from phaselab.orchestration.generator_runs import generator_job
 from phaselab.orchestration.search import (
     SearchSettings,
@@ -216,6 +217,7 @@ def run_generator_search(
             version = register_generator(
                 tracker, ctx.parent_id, checkpoint, f"phaselab-{name}", tags={"phaselab.search": ctx.key}
             )
+        set_champion(tracker, f"phaselab-{name}", version)  # what the grid takes without a version
         tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
         tracker.log_summary(ctx.parent_id, {"best_realism_score": best_score, "trials": len(results)})
         tracker.end_run(ctx.parent_id, "FINISHED")

@@ -196,8 +196,12 @@ def test_tune_generator_registers_the_best_model(gan_search):
     assert version.run_id == parent.info.run_id
     assert version.tags["phaselab.search"] == parent.data.tags["phaselab.sweep_key"]
     assert version.source.endswith("/generator")
-    artifacts = [a.path for a in tracker.client.list_artifacts(parent.info.run_id, "generator")]
-    assert artifacts == ["generator/gan.pt"]
+    artifacts = {a.path for a in tracker.client.list_artifacts(parent.info.run_id, "generator")}
+    assert {"generator/MLmodel", "generator/artifacts"} <= artifacts  # an MLflow model around gan.pt
+    stored = [a.path for a in tracker.client.list_artifacts(parent.info.run_id, "generator/artifacts")]
+    assert stored == ["generator/artifacts/gan.pt"]
+    champion = tracker.client.get_model_version_by_alias("phaselab-gan", "champion")
+    assert str(champion.version) == "1"  # the search marks its best version for the grid
 
 
 def test_tune_generator_rerun_registers_no_new_version(gan_search):
