@@ -29,7 +29,7 @@ def synthesis_draw(source: str, seed: int) -> int:
 
 def sweep_key(config: SweepConfig) -> str:
     """What determines the results: data, models, training and grid (not resources or addresses)."""
-    keep = ("data", "varnet", "train", "grid", "scheduler")
+    keep = ("data", "recon", "varnet", "complex_unet", "train", "grid", "scheduler")
     content = {k: v for k, v in to_dict(config).items() if k in keep}
     content["generators"] = {
         k: v for k, v in to_dict(config)["generators"].items() if k in config.grid.sources
@@ -101,7 +101,7 @@ def open_sweep(
 def trial_spec(
     ctx: SweepContext, cell: dict[str, Any], trial_dir: Path, *, with_test: bool = True
 ) -> TrialSpec:
-    """The plain-data description of one VarNet trial of this sweep."""
+    """The plain-data description of one reconstruction trial of this sweep."""
     config = ctx.config
     shards = ctx.shards[cell["source"]][synthesis_draw(cell["source"], cell["seed"])]
     return TrialSpec(
@@ -119,4 +119,6 @@ def trial_spec(
         resolved_config=ctx.resolved,
         torch_threads=config.resources.torch_threads,
         mask=config.grid.mask,
+        model=config.recon.model,
+        complex_unet=dataclasses.asdict(config.complex_unet),
     )

@@ -131,4 +131,3 @@ class ComplexUNet(nn.Module):
             x = up_conv(spectral_resize(x, tuple(skip.shape[-2:])))
             x = res(torch.cat([skip, x], dim=1), time)
         return to_complex(self.head(x))
-
