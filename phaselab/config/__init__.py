@@ -11,11 +11,13 @@ from phaselab.config.loading import (
     validate,
 )
 from phaselab.config.schema import (
+    ComplexUNetModelConfig,
     ConfigError,
     DataConfig,
     EvaluationConfig,
     GeneratorConfig,
     GridConfig,
+    ReconConfig,
     ResourcesConfig,
     SchedulerConfig,
     SweepConfig,
@@ -25,11 +27,13 @@ from phaselab.config.schema import (
 )
 
 __all__ = [
+    "ComplexUNetModelConfig",
     "ConfigError",
     "DataConfig",
     "EvaluationConfig",
     "GeneratorConfig",
     "GridConfig",
+    "ReconConfig",
     "ResourcesConfig",
     "SchedulerConfig",
     "SweepConfig",

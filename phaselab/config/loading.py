@@ -251,6 +251,10 @@ def validate(config: SweepConfig) -> None:
     need(
         config.varnet.cascades >= 1 and config.varnet.pools >= 1, "varnet", "cascades and pools must be >= 1"
     )
+    u = config.complex_unet
+    need(0.0 <= u.dropout < 1.0, "complex_unet.dropout", f"must be in [0, 1), got {u.dropout}")
+    need(0.0 < t.lr_gamma <= 1.0, "train.lr_gamma", f"must be in (0, 1], got {t.lr_gamma}")
+    need(t.weight_decay is None or t.weight_decay >= 0, "train.weight_decay", "must be >= 0 (or null)")
     e = config.evaluation
     need(e.bootstrap == 0 or e.bootstrap >= 2, "evaluation.bootstrap", f"0 or >= 2, got {e.bootstrap}")
     need(e.max_slices is None or e.max_slices >= 2, "evaluation.max_slices", "must be >= 2")

@@ -27,10 +27,28 @@ class DataConfig:
 
 
 @dataclass
+class ReconConfig:
+    """Which reconstruction network every grid cell trains: ``varnet`` (the first study's, settings in
+    the ``varnet`` section) or ``complex_unet`` (PhaseGen's, settings in the ``complex_unet`` section)."""
+
+    model: Literal["varnet", "complex_unet"] = "varnet"
+
+
+@dataclass
 class VarNetModelConfig:
     cascades: int = 12
     chans: int = 18
     pools: int = 4
+
+
+@dataclass
+class ComplexUNetModelConfig:
+    """PhaseGen's complex residual U-Net: ``small`` (~209k parameters) or ``large`` (~3.3M); dropout in
+    its encoder (the study: 0.1 or 0.4). Its optimizer settings are in ``train`` (the study: adamw,
+    lr_gamma < 1)."""
+
+    size: Literal["small", "large"] = "small"
+    dropout: float = 0.1
 
 
 @dataclass
@@ -46,6 +64,9 @@ class TrainingConfig:
     # rotate each training slice by a random global phase (an augmentation in neither study; it makes the
     # `zero` source constant-phase data): off in the paper presets, on in the demo (see README)
     random_global_phase: bool = False
+    optimizer: Literal["adam", "adamw"] = "adam"  # the VarNet: adam; PhaseGen's complex U-Net: adamw
+    weight_decay: float | None = None  # None: the optimizer's default (adam 0, adamw 0.01)
+    lr_gamma: float = 1.0  # lr x lr_gamma after every pass over recTrain (exponential decay; 1: constant)
 
 
 @dataclass
@@ -126,7 +147,9 @@ class SweepConfig:
     ray_address: str | None = None  # None: start Ray locally; "auto": join a running cluster
     storage_path: str | None = None  # Ray results; None: <output_dir>/ray_results
     data: DataConfig = field(default_factory=DataConfig)
+    recon: ReconConfig = field(default_factory=ReconConfig)
     varnet: VarNetModelConfig = field(default_factory=VarNetModelConfig)
+    complex_unet: ComplexUNetModelConfig = field(default_factory=ComplexUNetModelConfig)
     train: TrainingConfig = field(default_factory=TrainingConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)

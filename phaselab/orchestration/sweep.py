@@ -46,7 +46,7 @@ def synthesis_draw(source: str, seed: int) -> int:
 
 def sweep_key(config: SweepConfig) -> str:
     """What determines the results: data, models, training and grid (not resources or addresses)."""
-    keep = ("data", "varnet", "train", "grid", "scheduler")
+    keep = ("data", "recon", "varnet", "complex_unet", "train", "grid", "scheduler")
     content = {k: v for k, v in to_dict(config).items() if k in keep}
     content["generators"] = {
         k: v for k, v in to_dict(config)["generators"].items() if k in config.grid.sources
@@ -124,8 +124,8 @@ def trial_spec(
     with_test: bool = True,
     shards: tuple[list[str], list[str], list[str] | None] | None = None,
 ) -> TrialSpec:
-    """The plain-data description of one VarNet trial of this sweep. ``shards`` (train, val, the shards
-    whose slices make an epoch) replaces the source's own, e.g. for real/synthetic mixing."""
+    """The plain-data description of one reconstruction trial of this sweep. ``shards`` (train, val, the
+    shards whose slices make an epoch) replaces the source's own, e.g. for real/synthetic mixing."""
     config = ctx.config
     if shards is None:
         own = ctx.shards[cell["source"]][synthesis_draw(cell["source"], cell["seed"])]
@@ -147,4 +147,6 @@ def trial_spec(
         torch_threads=config.resources.torch_threads,
         mask=config.grid.mask,
         length_shards=length_shards,
+        model=config.recon.model,
+        complex_unet=dataclasses.asdict(config.complex_unet),
     )

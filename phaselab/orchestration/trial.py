@@ -1,4 +1,5 @@
-"""One cell of the recon grid: train a VarNet on one phase source's k-space, test on real k-space, log it.
+"""One cell of the recon grid: train a reconstruction model (``recon.model``: the VarNet or PhaseGen's complex
+U-Net) on one phase source's k-space, test on real k-space, log it.
 
 ``run_trial`` knows nothing of Tune: it is called in-process by tests, by the Tune function trainable
 (``tune_trial``) and, for multi-GPU trials, by every Ray Train worker (only rank 0 tracks and saves).
@@ -28,7 +29,8 @@ from phaselab.mri.masks import Mask, volume_mask
 from phaselab.orchestration.trial_mlflow import column_tags, describe_trial, log_reconstructions, short_name
 from phaselab.recon.data import KspaceSlices
 from phaselab.recon.evaluate import evaluate_reconstruction
-from phaselab.recon.train import TrainConfig, VarNetConfig, train_varnet
+from phaselab.recon.models import build_model_config
+from phaselab.recon.train import TrainConfig, train_varnet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +53,13 @@ class TrialSpec:
     run_name: str | None = None  # MLflow run name; default: the cell's name
     mask: str = "equispaced"  # grid.mask: equispaced (cell num_acs) or a fraction mask (center_fraction)
     length_shards: list[str] | None = None  # whose slices make an epoch (None: train_shards)
+    model: str = "varnet"  # recon.model: the network trained, with the settings of its own section
+    complex_unet: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def model_settings(spec: TrialSpec) -> dict[str, Any]:
+    """The keywords of the trial's model: its ``varnet`` or ``complex_unet`` section."""
+    return spec.varnet if spec.model == "varnet" else spec.complex_unet
 
 
 def cell_name(cell: dict[str, Any]) -> str:
@@ -181,7 +190,8 @@ def _run_trial(
             {
                 **{f"cell.{k}": v for k, v in spec.cell.items()},
                 **column_tags(spec.cell),
-                **{f"varnet.{k}": v for k, v in spec.varnet.items()},
+                "recon.model": spec.model,
+                **{f"{spec.model}.{k}": v for k, v in model_settings(spec).items()},
                 **{f"train.{k}": v for k, v in spec.train.items()},
                 "num_train_volumes": len(spec.train_shards),
                 "num_test_volumes": len(spec.test_files),
@@ -191,7 +201,7 @@ def _run_trial(
             tracker.log_text(run_id, spec.resolved_config, "config.yaml")
 
     cell = spec.cell
-    model_cfg = VarNetConfig(**spec.varnet)
+    model_cfg = build_model_config(spec.model, model_settings(spec))
     train_data = _load_slices(tuple(spec.train_shards))
     val_data = _load_slices(tuple(spec.val_shards)) if spec.val_shards else None
     epoch_slices = count_slices(spec.length_shards) if spec.length_shards else train_data.num_slices
@@ -238,7 +248,8 @@ def _run_trial(
         log_reconstructions(tracker, run_id, model, volumes, masks, device)
     tracker.log_summary(run_id, summary)  # step 0, one value per run: the UI charts them as bars
     best = trial_dir / "best_model.pt"
-    _atomic_save({"state_dict": result.best_state, "varnet": spec.varnet, "cell": cell}, best)
+    weights = {"state_dict": result.best_state, "model": spec.model, spec.model: model_settings(spec)}
+    _atomic_save({**weights, "cell": cell}, best)
     tracker.log_artifact(run_id, best, "checkpoints")
 
     record = {

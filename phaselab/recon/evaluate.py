@@ -12,12 +12,15 @@ from phaselab.mri.masks import Mask
 from phaselab.recon.data import apply_column_masks
 
 Reconstructor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (masked k-space, columns) -> k-space
-SUMMARY_KEYS = ("ssim", "psnr", "nmse", "nrmse", "zf_ssim", "zf_psnr", "zf_nmse", "zf_nrmse")
+SUMMARY_KEYS = (
+    *("ssim", "psnr", "nmse", "nrmse", "mse"),
+    *("zf_ssim", "zf_psnr", "zf_nmse", "zf_nrmse", "zf_mse"),
+)
 
 
 class EvalResult(NamedTuple):
-    slices: list[dict]  # volume, slice, ssim, psnr, nrmse and zf_* of each slice
-    volumes: list[dict]  # volume, num_slices, ssim, psnr, nmse, nrmse and zf_* of each volume
+    slices: list[dict]  # volume, slice, ssim, psnr, nrmse, mse and zf_* of each slice
+    volumes: list[dict]  # volume, num_slices, ssim, psnr, nmse, nrmse, mse and zf_* of each volume
     summary: dict[str, float]  # SUMMARY_KEYS, each the mean over volumes
     effective_acceleration: float
 
@@ -40,20 +43,24 @@ def reconstruct_volume(
 
 
 def _image_metrics(target: np.ndarray, image: np.ndarray, prefix: str) -> tuple[dict, list[dict]]:
-    """Volume metrics and per-slice rows for one image stack; the data range is the volume maximum."""
+    """Volume metrics and per-slice rows for one image stack; the data range is the volume maximum, except
+    for PhaseGen's MSE (each slice's target range, see :func:`metrics.mse_per_slice`)."""
     maxval = float(target.max())
     per_slice_ssim = metrics.ssim_per_slice(target, image, maxval=maxval)
+    per_slice_mse = metrics.mse_per_slice(target, image)
     volume = {
         f"{prefix}ssim": float(per_slice_ssim.mean()),
         f"{prefix}psnr": metrics.psnr(target, image, maxval=maxval),
         f"{prefix}nmse": metrics.nmse(target, image),
         f"{prefix}nrmse": metrics.nrmse(target, image),
+        f"{prefix}mse": metrics.mse(target, image),
     }
     rows = [
         {
             f"{prefix}ssim": float(per_slice_ssim[s]),
             f"{prefix}psnr": metrics.psnr(target[s], image[s], maxval=maxval),
             f"{prefix}nrmse": metrics.nrmse(target[s], image[s]),
+            f"{prefix}mse": float(per_slice_mse[s]),
         }
         for s in range(target.shape[0])
     ]

@@ -18,6 +18,27 @@ def test_presets_resolve_and_validate():
     assert knee.grid.seeds == [0, 1, 2] and knee.grid.accelerations == [2, 3, 4, 6]
 
 
+def test_presets_train_the_varnet_and_the_complex_unet_is_one_override_away():
+    for name in preset_names():
+        config = load_config(name, ["data.root=/data"])
+        assert config.recon.model == "varnet" and config.train.optimizer == "adam"
+        assert config.train.lr_gamma == 1.0 and config.train.weight_decay is None
+    # a preset's varnet section still loads as before, and the complex U-Net takes the study's settings
+    config = load_config(
+        "knee",
+        [
+            "data.root=/data",
+            "recon.model=complex_unet",
+            "complex_unet={size: large, dropout: 0.4}",
+            "train={optimizer: adamw, lr: 4.4e-4, batch_size: 32, lr_gamma: 0.98}",
+        ],
+    )
+    assert config.varnet.cascades == 12 and config.recon.model == "complex_unet"
+    assert config.complex_unet.size == "large" and config.complex_unet.dropout == 0.4
+    assert config.train.optimizer == "adamw" and config.train.lr == pytest.approx(4.4e-4)
+    assert config.train.epochs == 40  # the rest of the preset's train section is kept
+
+
 def test_overrides_are_typed():
     config = load_config(
         "demo",
@@ -53,6 +74,13 @@ def test_overrides_are_typed():
         ("resources.synthesis_custom={fake_gpu: -1}", "resources.synthesis_custom"),
         ("resources.custom={fake_gpu: many}", "resources.custom.fake_gpu"),
         ("resources.synthesis_actors=0", "resources.synthesis_actors"),
+        ("recon.model=transformer", "recon.model"),
+        ("complex_unet.size=medium", "complex_unet.size"),
+        ("complex_unet.dropout=1.0", "complex_unet.dropout"),
+        ("train.optimizer=sgd", "train.optimizer"),
+        ("train.lr_gamma=0", "train.lr_gamma"),
+        ("train.lr_gamma=1.5", "train.lr_gamma"),
+        ("train.weight_decay=-0.1", "train.weight_decay"),
     ],
 )
 def test_bad_values_are_named(override, message):
