@@ -255,6 +255,8 @@ def validate(config: SweepConfig) -> None:
     need(0.0 <= u.dropout < 1.0, "complex_unet.dropout", f"must be in [0, 1), got {u.dropout}")
     need(0.0 < t.lr_gamma <= 1.0, "train.lr_gamma", f"must be in (0, 1], got {t.lr_gamma}")
     need(t.weight_decay is None or t.weight_decay >= 0, "train.weight_decay", "must be >= 0 (or null)")
+    unknown = sorted(set(config.complex_unet.train) - {f.name for f in dataclasses.fields(config.train)})
+    need(not unknown, "complex_unet.train", f"unknown training key(s) {unknown}")
     e = config.evaluation
     need(e.bootstrap == 0 or e.bootstrap >= 2, "evaluation.bootstrap", f"0 or >= 2, got {e.bootstrap}")
     need(e.max_slices is None or e.max_slices >= 2, "evaluation.max_slices", "must be >= 2")

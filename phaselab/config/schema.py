@@ -49,6 +49,9 @@ class ComplexUNetModelConfig:
 
     size: Literal["small", "large"] = "small"
     dropout: float = 0.1
+    # training keys for cells that train this network (on top of the `train` section), e.g. the study's
+    # {optimizer: adamw, lr: 4.4e-4, lr_gamma: ...}: one grid can compare it with the VarNet
+    train: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,6 +87,8 @@ class GridConfig:
     # phase, the rest takes each source's; p = 0 is the source's own cell and p = 1 the gt cell
     real_fraction: list[float] = field(default_factory=list)
     real_only: bool = False  # the control: the same p share of real patients alone, as many steps
+    # an axis over reconstruction networks (empty: recon.model only): varnet, complex_unet_small/_large
+    models: list[Literal["varnet", "complex_unet_small", "complex_unet_large"]] = field(default_factory=list)
 
 
 @dataclass

@@ -18,12 +18,14 @@ CHAMPION = "champion"
 CHECKPOINT = "checkpoint"  # the pyfunc artifact that holds the saved phase source
 
 
-# The signature is explicit (see _signature): MLflow's advice to add type hints to predict, printed when
-# the class is defined, does not apply (numpy tensors are not among the hints it validates).
+# Importing mlflow.pyfunc infers schemas of MLflow's own response types, and defining a PythonModel
+# advises type hints on predict: warnings about MLflow's code, and the signature here is explicit.
 with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*Any type hint is inferred as AnyType", category=UserWarning)
     warnings.filterwarnings(
         "ignore", message=".*Add type hints to the `predict` method", category=UserWarning
     )
+    import mlflow.pyfunc
 
     class PhaseSourceModel(mlflow.pyfunc.PythonModel):
         """pyfunc: magnitudes (N, H, W) float32 -> phase (N, H, W) float32 in (-pi, pi]; slice i is drawn

@@ -18,7 +18,6 @@ from phaselab.content_key import config_hash, file_digest
 from phaselab.generators import phase_source_class
 from phaselab.generators.realism import RealismReport, UnrealisticGenerator
 from phaselab.orchestration.generator_jobs import GeneratorJob, train_generator_tracked
-from phaselab.orchestration.generator_registry import download_registered_generator
 from phaselab.orchestration.progress import say
 from phaselab.orchestration.sweep import SweepContext, open_sweep
 
@@ -123,7 +122,9 @@ def generator_checkpoint(
         log_fn(f"generator {source}: using {path}")
     elif gen.registered:
         name, _, version = gen.registered.partition("/")
-        log_fn(f"generator {source}: using registered model {name} v{version or 'latest'}")
+        log_fn(f"generator {source}: using registered model {name} v{version or 'champion'}")
+        from phaselab.orchestration.generator_registry import download_registered_generator  # mlflow.pyfunc
+
         path = download_registered_generator(ctx.tracker, name, version or None, dst=folder / "registered")
         origin = f"registered {gen.registered}"
     else:

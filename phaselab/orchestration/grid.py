@@ -58,6 +58,8 @@ def grid_cells(config: SweepConfig) -> list[dict[str, Any]]:
     cells = sorted(
         cells, key=lambda c: (g.sources.index(c["source"]), c["acceleration"], c["num_acs"], c["seed"])
     )
+    if g.models:  # one cell per network: the comparison is made for each downstream model
+        cells = [{**cell, "model": model} for model in g.models for cell in cells]
     return mixing_cells(config, cells)
 
 

@@ -29,7 +29,8 @@ def mixing_cells(config: SweepConfig, cells: list[dict[str, Any]]) -> list[dict[
         return cells
     plain = list(cells)
     extra: list[dict[str, Any]] = []
-    bases = {(c["acceleration"], c["num_acs"], c.get("center_fraction"), c["seed"]): c for c in cells}
+    keys = ("acceleration", "num_acs", "center_fraction", "seed", "model")
+    bases = {tuple(c.get(k) for k in keys): c for c in cells}
     for p in fractions:
         for cell in plain:
             if cell["source"] != "gt":

@@ -23,15 +23,23 @@ def mixing_table(rows: list[dict[str, Any]], fractions: list[float]) -> list[dic
         if p is None:
             p = 1.0 if cell["source"] == "gt" else 0.0
         series = "real only" if cell.get("real_only") else cell["source"]
+        if "model" in cell:
+            series = f"{series} [{cell['model']}]"
         by_cell[cell["acceleration"], cell["num_acs"], series, p].append(row)
-    sources = sorted({s for (_, _, s, _) in by_cell if s not in ("gt", "real only")})
+
+    def model_of(series: str) -> str:
+        return series[series.index(" [") :] if " [" in series else ""
+
+    anchors = ("gt", "real only")
+    sources = sorted({s for (_, _, s, _) in by_cell if s.split(" [")[0] not in anchors})
+    controls = sorted({s for (_, _, s, _) in by_cell if s.startswith("real only")}) or ["real only"]
     table = []
     for r, n in sorted({(r, n) for (r, n, _, _) in by_cell}):
-        gt = by_cell.get((r, n, "gt", 1.0), [])
-        for series in [*sources, "real only"]:
+        for series in [*sources, *controls]:
+            gt = by_cell.get((r, n, "gt" + model_of(series), 1.0), [])
             for p in sorted({0.0, 1.0, *fractions}):
                 members = gt if p == 1.0 else by_cell.get((r, n, series, p), [])
-                if series == "real only" and p == 0.0:
+                if series.startswith("real only") and p == 0.0:
                     continue  # no real patients, no training data
                 if not members:
                     continue
@@ -90,8 +98,9 @@ def mixing_figures(table: list[dict[str, Any]]) -> dict[str, Any]:
                 pts = sorted((e["real_fraction"], e[f"{metric}_mean"], e[f"{metric}_std"]) for e in mixed)
                 if pts:
                     x, mean, std = zip(*pts, strict=True)
-                    style = "k--o" if series == "real only" else "-o"
-                    label = "real only (control)" if series == "real only" else f"{series} + real"
+                    control = series.startswith("real only")
+                    style = "k--o" if control else "-o"
+                    label = f"{series} (control)" if control else f"{series} + real"
                     ax.errorbar(x, mean, yerr=std, fmt=style, capsize=3, label=label)
                 zero = next((e for e in part if e["series"] == series and e["real_fraction"] == 0.0), None)
                 if zero is not None:

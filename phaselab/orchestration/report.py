@@ -9,12 +9,17 @@ from typing import Any
 METRICS = ("ssim", "psnr", "nrmse", "nmse")
 
 
+def source_label(cell: dict[str, Any]) -> str:
+    """A grid row's name: the phase source, with the network when the grid compares several."""
+    return f"{cell['source']} [{cell['model']}]" if "model" in cell else cell["source"]
+
+
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and sample std over seeds for every (source, R, nACS), plus a zero-filled row per (R, nACS)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
         cell = row["cell"]
-        groups[(cell["source"], cell["acceleration"], cell["num_acs"])].append(row)
+        groups[(source_label(cell), cell["acceleration"], cell["num_acs"])].append(row)
     zero_filled: dict[tuple, list[dict]] = defaultdict(list)
     for (_, r, n), members in groups.items():
         zero_filled[(r, n)].extend(members)

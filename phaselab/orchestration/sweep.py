@@ -38,6 +38,24 @@ def describe_sweep(config: SweepConfig, kind: str, key: str) -> str:
     return "\n\n".join(lines)
 
 
+def cell_model(config: SweepConfig, cell: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The network a cell trains and the complex U-Net's settings: the cell's ``model`` (the grid's
+    models axis: varnet, complex_unet_small, complex_unet_large), else ``recon.model``."""
+    unet = {k: v for k, v in dataclasses.asdict(config.complex_unet).items() if k != "train"}
+    model = cell.get("model", config.recon.model)
+    if model.startswith("complex_unet_"):
+        return "complex_unet", {**unet, "size": model.removeprefix("complex_unet_")}
+    return model, unet
+
+
+def cell_training(config: SweepConfig, cell: dict[str, Any]) -> dict[str, Any]:
+    """The `train` section, with ``complex_unet.train`` on top for cells that train the complex U-Net."""
+    train = dataclasses.asdict(config.train)
+    if cell_model(config, cell)[0] == "complex_unet":
+        train.update(config.complex_unet.train)
+    return train
+
+
 def synthesis_draw(source: str, seed: int) -> int:
     """Which synthesis draw the VarNet of ``seed`` trains on: its own (so the spread over seeds includes
     the generator's sampling variance), except for sources whose phase does not depend on the seed."""
@@ -139,7 +157,7 @@ def trial_spec(
         val_shards=val_shards,
         test_files=[str(p) for p in ctx.prepared.files("recTest")] if with_test else [],
         varnet=dataclasses.asdict(config.varnet),
-        train=dataclasses.asdict(config.train),
+        train=cell_training(config, cell),
         tracking_uri=ctx.tracking_uri,
         experiment=config.tracking.experiment,
         parent_run_id=ctx.parent_id,
@@ -147,6 +165,6 @@ def trial_spec(
         torch_threads=config.resources.torch_threads,
         mask=config.grid.mask,
         length_shards=length_shards,
-        model=config.recon.model,
-        complex_unet=dataclasses.asdict(config.complex_unet),
+        model=cell_model(config, cell)[0],
+        complex_unet=cell_model(config, cell)[1],
     )

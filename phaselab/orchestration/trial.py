@@ -67,6 +67,8 @@ def cell_name(cell: dict[str, Any]) -> str:
     if "real_fraction" in cell:
         kind = "realonly" if cell.get("real_only") else "real"
         name += f"-{kind}{cell['real_fraction']:g}"
+    if "model" in cell:
+        name += f"-{cell['model']}"
     return name
 
 

@@ -24,6 +24,8 @@ def short_name(cell: dict[str, Any]) -> str:
     name = f"R{cell['acceleration']} n{cell['num_acs']} {cell['source']} s{cell['seed']}"
     if "real_fraction" in cell:
         name += f" {'only' if cell.get('real_only') else 'mix'}{100 * cell['real_fraction']:g}%"
+    if "model" in cell:
+        name += f" {cell['model'].replace('complex_unet', 'cunet')}"
     return name
 
 
@@ -35,8 +37,9 @@ def column_tags(cell: dict[str, Any]) -> dict[str, Any]:
         "nACS": cell["num_acs"],
         "seed": cell["seed"],
     }
-    if "real_fraction" in cell:
-        tags["real_fraction"] = cell["real_fraction"]
+    for key in ("real_fraction", "model"):
+        if key in cell:
+            tags[key] = cell[key]
     return tags
 
 

@@ -168,3 +168,34 @@ def test_fraction_masks_need_a_centre_fraction_for_every_acceleration():
         load_config("demo", ["grid.num_acs_at={3: [4]}"])
     with pytest.raises(ConfigError, match="grid.center_fractions: key 'x' is not an integer"):
         load_config("demo", ["grid.mask=random", "grid.center_fractions={x: 0.1}"])
+
+
+def test_the_second_studys_presets():
+    from phaselab.orchestration.grid import grid_cells
+    from phaselab.orchestration.sweep import cell_model, cell_training
+
+    mixing = load_config("mixing")
+    g = mixing.grid
+    assert g.real_fraction == [0.001, 0.01, 0.05, 0.1, 0.15, 0.2, 1.0] and g.real_only
+    assert g.sources == ["phasegen", "sbdm"] and g.accelerations == [4] and g.seeds == [0, 1, 2]
+    assert g.mask == "random" and g.center_fractions == {4: 0.08}
+    cells = grid_cells(mixing)
+    assert {c["model"] for c in cells} == {"varnet", "complex_unet_large"}  # both downstream models
+    unet = next(c for c in cells if c["model"] == "complex_unet_large")
+    assert cell_model(mixing, unet) == ("complex_unet", {"size": "large", "dropout": 0.1})
+    assert cell_training(mixing, unet)["optimizer"] == "adamw" and cell_training(mixing, unet)["lr"] == 4.4e-4
+    varnet = next(c for c in cells if c["model"] == "varnet")
+    assert (
+        cell_training(mixing, varnet)["optimizer"] == "adam" and cell_training(mixing, varnet)["lr"] == 3e-4
+    )
+
+    phasegen = load_config("phasegen_knee")
+    cells = grid_cells(phasegen)
+    assert {(c["acceleration"], c["center_fraction"], c["num_acs"]) for c in cells} == {
+        (4, 0.08, 20),
+        (8, 0.04, 10),
+    }
+    assert {c["source"] for c in cells} == {"gt", "phasegen", "smooth"}
+    assert {c["model"] for c in cells} == {"complex_unet_small", "complex_unet_large"}
+    with pytest.raises(ConfigError, match="complex_unet.train: unknown training key"):
+        load_config("phasegen_knee", ["complex_unet.train={optimiser: sgd}"])
