@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import posixpath
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +35,7 @@ TRIAL_KEY = "phaselab.trial_key"
 ROLE = "phaselab.role"
 PARENT = "mlflow.parentRunId"
 ERROR = "phaselab.error"  # why a run ended FAILED/KILLED; removed when the run is resumed
+LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # MLflow's own tag listing a run's table artifacts
 NOTE = "mlflow.note.content"  # a run's (or experiment's) description in the MLflow UI
 # The UI opens an experiment on its GenAI "Overview" unless it is tagged as model training
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
@@ -226,10 +228,22 @@ class Tracker:
         with_retries(lambda: self.client.log_dict(run_id, data, artifact_file))
 
     def log_table(self, run_id: str, rows: Iterable[dict[str, Any]], artifact_file: str) -> None:
+        """A table artifact in MLflow's format (the UI renders it), *replacing* an earlier one of that name:
+        MlflowClient.log_table appends to an existing file, so every refresh of a grid (and every rerun
+        of a finished sweep) would add its rows again."""
         import pandas as pd
 
         frame = pd.DataFrame(list(rows))
-        with_retries(lambda: self.client.log_table(run_id, data=frame, artifact_file=artifact_file))
+        folder, name = posixpath.split(artifact_file)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            frame.to_json(path, orient="split", index=False, date_format="iso")
+            self.log_artifact(run_id, path, folder or None)
+        run = with_retries(lambda: self.client.get_run(run_id))
+        logged = json.loads(run.data.tags.get(LOGGED_ARTIFACTS, "[]"))
+        if {"path": artifact_file, "type": "table"} not in logged:  # how the UI knows it is a table
+            logged.append({"path": artifact_file, "type": "table"})
+            self.set_tags(run_id, {LOGGED_ARTIFACTS: json.dumps(logged)})
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         with_retries(lambda: self.client.log_figure(run_id, figure, artifact_file))
