@@ -139,6 +139,30 @@ class Tracker:
         run = with_retries(lambda: self.client.create_run(self.experiment_id, tags=all_tags, run_name=name))
         return run.info.run_id
 
+    def copy_run(self, source_id: str, parent_id: str, trial_key: str) -> str:
+        """A child of ``parent_id`` that repeats a finished run of another sweep (same trial: same inputs,
+        model and training), so one parent shows its whole grid: params, tags, every metric's history,
+        and a link to the original, which keeps the artifacts."""
+        source = with_retries(lambda: self.client.get_run(source_id))
+        keep = {k: v for k, v in source.data.tags.items() if not k.startswith("mlflow.")}
+        keep.update({"phaselab.reused_from": source_id, ROLE: "trial"})
+        run_id = self.start_child(parent_id, trial_key, source.info.run_name, keep)
+        self.describe_run(
+            run_id,
+            f"Reused from run {source_id} of an earlier sweep: the same trial (inputs, model, training) "
+            "was not trained again. Its checkpoint, reconstructions and per-volume table are there. "
+            + source.data.tags.get(NOTE, ""),
+        )
+        self.log_params(run_id, dict(source.data.params))
+        metrics = []
+        for key in source.data.metrics:
+            metrics += with_retries(lambda key=key: self.client.get_metric_history(source_id, key))
+        for start in range(0, len(metrics), 900):  # log_batch takes at most 1000 metrics
+            chunk = metrics[start : start + 900]
+            with_retries(lambda chunk=chunk: self.client.log_batch(run_id, metrics=chunk))
+        self.end_run(run_id, "FINISHED")
+        return run_id
+
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         with_retries(lambda: self.client.set_terminated(run_id, status=status))
 

@@ -20,7 +20,7 @@ from phaselab.orchestration.mixing import cell_shards, mixing_cells
 from phaselab.orchestration.phase_eval import evaluate_phase_sources
 from phaselab.orchestration.source_kspace import synthesize_sources
 from phaselab.orchestration.sweep import open_sweep, trial_spec
-from phaselab.orchestration.trial import cell_name, read_result, save_spec
+from phaselab.orchestration.trial import read_result, save_spec
 from phaselab.tracking import Tracker
 
 
@@ -76,6 +76,21 @@ def _finish_stale_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[str, P
     for key, run in tracker.child_runs(parent_id).items():
         if key in trial_dirs and run.info.status == "RUNNING" and read_result(trial_dirs[key]) is not None:
             tracker.end_run(run.info.run_id, "FINISHED")
+
+
+def _link_reused_trials(tracker: Tracker, parent_id: str, specs: dict[str, Any], log_fn) -> None:
+    """Trials an earlier sweep finished (an extended grid shares them) get a linked copy of their run
+    under this sweep's parent, so the MLflow UI shows the whole study in one place."""
+    children = tracker.child_runs(parent_id)
+    reused = 0
+    for key, spec in specs.items():
+        result = read_result(spec.trial_dir)
+        if result is None or key in children or result.get("run_id") is None:
+            continue
+        tracker.copy_run(result["run_id"], parent_id, key)
+        reused += 1
+    if reused:
+        log_fn(f"grid: {reused} trial(s) reused from earlier sweeps (linked runs under this parent)")
 
 
 def _close_unfinished_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[str, Path]) -> None:
@@ -150,11 +165,11 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
         evaluate_phase_sources(ctx, config.grid.sources, log_fn)  # each source's phase vs the acquired
         specs = {}
         for cell in grid_cells(config):
-            trial_dir = ctx.sweep_dir / "trials" / cell_name(cell)
-            spec = trial_spec(ctx, cell, trial_dir, shards=cell_shards(ctx, cell))
+            spec = trial_spec(ctx, cell, shards=cell_shards(ctx, cell))
             specs[spec.trial_key] = spec
         trial_dirs = {k: Path(s.trial_dir) for k, s in specs.items()}
         _finish_stale_runs(tracker, ctx.parent_id, trial_dirs)
+        _link_reused_trials(tracker, ctx.parent_id, specs, log_fn)
         pending = [
             {**s.cell, "trial_key": k, "spec_path": str(save_spec(s))}
             for k, s in specs.items()

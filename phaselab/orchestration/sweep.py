@@ -17,7 +17,7 @@ from phaselab.content_key import config_hash
 from phaselab.data.prepare import PreparedDataset, check_data_source, prepare_dataset
 from phaselab.generators import phase_source_class
 from phaselab.orchestration.ray_runtime import init_ray
-from phaselab.orchestration.trial import TrialSpec
+from phaselab.orchestration.trial import TrialSpec, cell_name
 from phaselab.tracking import Tracker, default_tracking_uri, flatten
 
 COMMANDS = {"grid": "phaselab grid", "varnet-search": "phaselab tune-varnet"}
@@ -134,30 +134,64 @@ def open_sweep(
     return ctx
 
 
+def _identity(path: str) -> str:
+    """A file's content identity within the caches: its content-keyed folder(s) and name."""
+    return "/".join(Path(path).parts[-3:])
+
+
+TRIAL_VERSION = 1  # bump when what a trial computes changes without its inputs changing
+
+
 def trial_spec(
     ctx: SweepContext,
     cell: dict[str, Any],
-    trial_dir: Path,
+    trial_dir: Path | None = None,
     *,
     with_test: bool = True,
     shards: tuple[list[str], list[str], list[str] | None] | None = None,
 ) -> TrialSpec:
     """The plain-data description of one reconstruction trial of this sweep. ``shards`` (train, val, the
-    shards whose slices make an epoch) replaces the source's own, e.g. for real/synthetic mixing."""
+    shards whose slices make an epoch) replaces the source's own, e.g. for real/synthetic mixing.
+
+    Its key is its own content: the cell, the (content-keyed) k-space it trains and validates on, the
+    test volumes, the model and the training. Not the rest of the grid: a grid extended by a source, an
+    R, an nACS or a seed finds the trials it shares with the earlier one in ``<output>/trials`` and
+    trains only the new ones.
+    """
     config = ctx.config
     if shards is None:
         own = ctx.shards[cell["source"]][synthesis_draw(cell["source"], cell["seed"])]
         shards = (own["recTrain"], own["recVal"], None)
     train_shards, val_shards, length_shards = shards
+    test_files = [str(p) for p in ctx.prepared.files("recTest")] if with_test else []
+    model, model_settings = cell_model(config, cell)
+    varnet = dataclasses.asdict(config.varnet)
+    train = cell_training(config, cell)
+    key = config_hash(
+        {
+            "cell": cell,
+            "train": [_identity(p) for p in train_shards],
+            "val": [_identity(p) for p in val_shards],
+            "epoch": [_identity(p) for p in length_shards or []],
+            "test": [_identity(p) for p in test_files],
+            "model": model,
+            "settings": varnet if model == "varnet" else model_settings,
+            "training": train,
+            "mask": config.grid.mask,
+            "version": TRIAL_VERSION,
+        }
+    )
+    if trial_dir is None:
+        trial_dir = Path(config.output_dir).resolve() / "trials" / f"{cell_name(cell)}-{key[:10]}"
     return TrialSpec(
         cell=cell,
-        trial_key=config_hash({"sweep": ctx.key, "cell": cell}),
+        trial_key=key,
         trial_dir=str(trial_dir),
         train_shards=train_shards,
         val_shards=val_shards,
-        test_files=[str(p) for p in ctx.prepared.files("recTest")] if with_test else [],
-        varnet=dataclasses.asdict(config.varnet),
-        train=cell_training(config, cell),
+        test_files=test_files,
+        varnet=varnet,
+        train=train,
         tracking_uri=ctx.tracking_uri,
         experiment=config.tracking.experiment,
         parent_run_id=ctx.parent_id,
@@ -165,6 +199,6 @@ def trial_spec(
         torch_threads=config.resources.torch_threads,
         mask=config.grid.mask,
         length_shards=length_shards,
-        model=cell_model(config, cell)[0],
-        complex_unet=cell_model(config, cell)[1],
+        model=model,
+        complex_unet=model_settings,
     )

@@ -12,7 +12,6 @@ import pytest
 
 from phaselab.config import load_config
 from phaselab.orchestration.grid import grid_cells, run_recon_grid
-from phaselab.orchestration.sweep import sweep_key
 from phaselab.tracking import Tracker
 
 pytestmark = pytest.mark.ray
@@ -135,7 +134,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp
     sources = "grid.sources=[gt, zero, smooth]"
     extra = (sources, "resources.max_concurrent_trials=1", "train.steps=30", "train.eval_every=3")
     config = _tiny(tmp_path, *extra)
-    trials_dir = tmp_path / "sweeps" / sweep_key(config) / "trials"
+    trials_dir = tmp_path / "trials"
 
     first = _driver(tmp_path, ray_session, *extra)
     deadline = time.time() + 420
@@ -158,7 +157,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", config.tracking.experiment)
     parents = tracker.find_runs({"phaselab.role": "parent"})
     assert len(parents) == 1
-    children = tracker.find_runs({"mlflow.parentRunId": parents[0].info.run_id})
+    children = tracker.find_runs({"mlflow.parentRunId": parents[0].info.run_id, "phaselab.role": "trial"})
     assert len(children) == len(grid_cells(config)) == 3  # each trial logged exactly once
     assert all(run.info.status == "FINISHED" for run in children)
     for run in children:
@@ -173,7 +172,7 @@ def test_each_seed_trains_on_its_own_synthesis_draw(ray_session, tmp_path):
     result = run_recon_grid(config, log_fn=lambda _: None)
     assert len(result.rows) == 4
     specs = {}
-    for path in (tmp_path / "sweeps" / result.sweep_key / "trials").glob("*/spec.json"):
+    for path in (tmp_path / "trials").glob("*/spec.json"):
         spec = json.loads(path.read_text())
         specs[spec["cell"]["source"], spec["cell"]["seed"]] = {
             Path(p).parent.name for p in spec["train_shards"]
@@ -183,3 +182,31 @@ def test_each_seed_trains_on_its_own_synthesis_draw(ray_session, tmp_path):
     assert specs["zero", 0] == specs["zero", 1]  # zero phase is the same for every seed: synthesized once
     smooth_dirs = list((tmp_path / "cache" / "synthesis").glob("synth-smooth-*"))
     assert len([d for d in smooth_dirs if d.is_dir()]) == 2
+
+
+def test_extending_a_finished_grid_trains_only_the_new_cells(ray_session, tmp_path):
+    first = run_recon_grid(_tiny(tmp_path, "grid.sources=[gt, zero]"), log_fn=lambda _: None)
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "trials").glob("*/result.json")}
+    assert len(stamps) == 2
+    lines = []
+    config = _tiny(tmp_path, "grid.sources=[gt, zero, smooth]")
+    second = run_recon_grid(config, log_fn=lines.append)
+    assert "grid: 3 trials, 2 already finished, 1 to run" in lines
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # gt and zero were not trained again
+    assert second.parent_run_id != first.parent_run_id and len(second.rows) == 3
+
+    tracker = Tracker(second.tracking_uri, config.tracking.experiment)
+    children = {run.data.tags["source"]: run for run in tracker.child_runs(second.parent_run_id).values()}
+    assert set(children) == {"gt", "zero", "smooth"}  # the new parent shows the whole study
+    originals = {r["cell"]["source"]: r["run_id"] for r in first.rows}
+    for source in ("gt", "zero"):  # linked copies of the earlier runs: same values, a pointer back
+        copy = children[source]
+        assert copy.data.tags["phaselab.reused_from"] == originals[source]
+        assert (
+            copy.data.metrics["test_ssim"]
+            == tracker.client.get_run(originals[source]).data.metrics["test_ssim"]
+        )
+        assert [m.step for m in tracker.client.get_metric_history(copy.info.run_id, "val_ssim")] == [3, 6]
+    assert "phaselab.reused_from" not in children["smooth"].data.tags
+    grid = tracker.load_json_artifact(second.parent_run_id, "grid/metric_grid_records.json")
+    assert {row["source"] for row in grid} == {"gt", "zero", "smooth", "zero_filled"}

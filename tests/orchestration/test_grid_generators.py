@@ -46,7 +46,7 @@ def test_tiny_grid_trains_sbdm_and_gan_on_their_recipes(ray_session, tmp_path):
     assert parent.data.tags["phaselab.realism.gan"] == "UNREALISTIC"
 
     specs = {}
-    for path in (tmp_path / "sweeps" / result.sweep_key / "trials").glob("*/spec.json"):
+    for path in (tmp_path / "trials").glob("*/spec.json"):
         spec = json.loads(path.read_text())
         specs[spec["cell"]["source"], spec["cell"]["seed"]] = {
             Path(p).parent.name for p in spec["train_shards"]

@@ -40,7 +40,7 @@ def test_a_tiny_mixing_grid_logs_table_iii_with_the_child_runs_values(ray_sessio
     assert len(result.rows) == 6
 
     specs = {}
-    for path in (tmp_path / "sweeps" / result.sweep_key / "trials").glob("*/spec.json"):
+    for path in (tmp_path / "trials").glob("*/spec.json"):
         spec = json.loads(path.read_text())
         specs[json.dumps(spec["cell"], sort_keys=True)] = spec
     mixed = next(
