@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import posixpath
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,8 +36,15 @@ ROLE = "phaselab.role"
 PARENT = "mlflow.parentRunId"
 ERROR = "phaselab.error"  # why a run ended FAILED/KILLED; removed when the run is resumed
 NOTE = "mlflow.note.content"  # a run's (or experiment's) description in the MLflow UI
-# The UI opens an experiment on its GenAI "Overview" unless it is tagged as model training
+# The experiment is model training, not a GenAI app. MLflow UIs without the GenAI / Model training
+# switch read this tag; 3.17's takes the workflow from its sidebar switch (kept in the browser, GenAI at
+# first: an experiment opens on the GenAI "Overview") or from the URL parameter below, which links carry.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+ML_WORKFLOW = "workflowType=machine_learning"
+# A saved view of the runs page: an experiment tag per view (the UI's "Views" menu), opened by
+# ?viewStateShareKey=<id>; its value is MLflow's envelope {name, createdAt, updatedAt, state}.
+SAVED_VIEW = "mlflow.sharedViewState."
+LOGGED_TABLES = "mlflow.loggedArtifacts"  # the run's artifacts the UI shows as tables
 # MLflow error codes that a retry cannot change (a missing or existing resource, a bad request)
 PERMANENT_ERRORS = (
     "RESOURCE_DOES_NOT_EXIST",
@@ -94,6 +102,19 @@ class Tracker:
             )
         except MlflowException:  # created concurrently by another process
             return self.client.get_experiment_by_name(name).experiment_id
+
+    def save_runs_view(self, view_id: str, name: str, columns: list[str]) -> None:
+        """A saved view of the experiment's runs table showing ``columns`` (``column_key``s), set once: a
+        view a user changed in the UI ("Overwrite view") is kept."""
+        found = with_retries(lambda: self.client.get_experiment(self.experiment_id))
+        if SAVED_VIEW + view_id in found.tags:
+            return
+        now = int(time.time() * 1000)
+        state = json.dumps({"selectedColumns": list(columns)})
+        envelope = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": state})
+        with_retries(
+            lambda: self.client.set_experiment_tag(self.experiment_id, SAVED_VIEW + view_id, envelope)
+        )
 
     def describe_experiment(self, text: str) -> None:
         """The experiment's description (the UI shows it above the runs), set once."""
@@ -223,10 +244,22 @@ class Tracker:
         with_retries(lambda: self.client.log_dict(run_id, data, artifact_file))
 
     def log_table(self, run_id: str, rows: Iterable[dict[str, Any]], artifact_file: str) -> None:
+        """A JSON table (pandas "split", as ``mlflow.load_table`` reads it) that the UI shows as a table.
+        Logging it again replaces it: ``MlflowClient.log_table`` appends to an existing file, so a grid
+        refreshed as trials finish would repeat every earlier version's rows."""
         import pandas as pd
 
         frame = pd.DataFrame(list(rows))
-        with_retries(lambda: self.client.log_table(run_id, data=frame, artifact_file=artifact_file))
+        folder, name = posixpath.split(artifact_file)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            frame.to_json(path, orient="split", index=False, date_format="iso")
+            self.log_artifact(run_id, path, folder or None)
+        tags = with_retries(lambda: self.client.get_run(run_id)).data.tags
+        tables = json.loads(tags.get(LOGGED_TABLES, "[]"))
+        entry = {"path": artifact_file, "type": "table"}
+        if entry not in tables:
+            self.set_tags(run_id, {LOGGED_TABLES: json.dumps([*tables, entry])})
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         with_retries(lambda: self.client.log_figure(run_id, figure, artifact_file))
@@ -237,6 +270,19 @@ class Tracker:
                 run_id=run_id, artifact_path=artifact_file, dst_path=tmp, tracking_uri=self.uri
             )
             return json.loads(Path(local).read_text())
+
+
+def column_key(kind: str, name: str) -> str:
+    """A runs-table column as the UI names it: ``column_key("tags", "R")`` is ``tags.`R```; kind is
+    tags, params, metrics or attributes."""
+    return f"{kind}.`{name}`"
+
+
+def runs_page_url(ui: str, experiment_id: str, view_id: str | None = None) -> str:
+    """The UI's runs page of an experiment (``ui``: where the UI is, e.g. http://127.0.0.1:5000), in
+    the model-training workflow, opened on a saved view if one is named."""
+    query = ML_WORKFLOW + (f"&viewStateShareKey={view_id}" if view_id else "")
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

@@ -1,12 +1,23 @@
 """phaselab.tracking on a real SQLite MLflow: parent and child runs, idempotent logging, failures, retries."""
 
+import json
 import time
 
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
-from phaselab.tracking import ERROR, PARENT, ROLE, SWEEP_KEY, TRIAL_KEY, Tracker, with_retries
+from phaselab.tracking import (
+    ERROR,
+    PARENT,
+    ROLE,
+    SWEEP_KEY,
+    TRIAL_KEY,
+    Tracker,
+    column_key,
+    runs_page_url,
+    with_retries,
+)
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +255,27 @@ def test_bad_requests_are_not_retried():
     with pytest.raises(MlflowException):
         with_retries(bad_request, attempts=4, delay=0)
     assert len(calls) == 1
+
+
+def test_log_table_replaces_the_table_and_marks_it_as_one(tracker):
+    run_id, _ = tracker.parent_run("table", "table")
+    tracker.log_table(run_id, [{"source": "gt", "ssim": 0.5}, {"source": "zero", "ssim": 0.4}], "grid/t.json")
+    tracker.log_table(run_id, [{"source": "gt", "ssim": 0.6}], "grid/t.json")  # refreshed: not appended
+    table = tracker.load_json_artifact(run_id, "grid/t.json")  # pandas "split", as mlflow.load_table reads
+    assert table == {"columns": ["source", "ssim"], "data": [["gt", 0.6]]}
+    logged = json.loads(tracker.client.get_run(run_id).data.tags["mlflow.loggedArtifacts"])
+    assert logged == [{"path": "grid/t.json", "type": "table"}]  # what the UI shows as a table
+
+
+def test_runs_view_is_saved_once_in_the_uis_format(tracker):
+    columns = [column_key("tags", "R"), column_key("metrics", "test_ssim")]
+    tracker.save_runs_view("v1", "R and SSIM", columns)
+    tag = tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.sharedViewState.v1"]
+    envelope = json.loads(tag)
+    assert envelope["name"] == "R and SSIM" and envelope["createdAt"] == envelope["updatedAt"] > 0
+    assert json.loads(envelope["state"]) == {"selectedColumns": ["tags.`R`", "metrics.`test_ssim`"]}
+    tracker.save_runs_view("v1", "other", [])  # a view the user edited in the UI is kept
+    assert tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.sharedViewState.v1"] == tag
+    assert runs_page_url("http://127.0.0.1:5000/", "7", "v1") == (
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning&viewStateShareKey=v1"
+    )
