@@ -37,8 +37,14 @@ PARENT = "mlflow.parentRunId"
 ERROR = "phaselab.error"  # why a run ended FAILED/KILLED; removed when the run is resumed
 LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # MLflow's own tag listing a run's table artifacts
 NOTE = "mlflow.note.content"  # a run's (or experiment's) description in the MLflow UI
-# The UI opens an experiment on its GenAI "Overview" unless it is tagged as model training
+# The experiment is model training, not a GenAI app. MLflow UIs without the GenAI / Model training
+# switch read this tag; 3.17's takes the workflow from its sidebar switch (kept in the browser, GenAI at
+# first: an experiment opens on the GenAI "Overview") or from the URL parameter below, which links carry.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+ML_WORKFLOW = "workflowType=machine_learning"
+# A saved view of the runs page: an experiment tag per view (the UI's "Views" menu), opened by
+# ?viewStateShareKey=<id>; its value is MLflow's envelope {name, createdAt, updatedAt, state}.
+SAVED_VIEW = "mlflow.sharedViewState."
 # MLflow error codes that a retry cannot change (a missing or existing resource, a bad request)
 PERMANENT_ERRORS = (
     "RESOURCE_DOES_NOT_EXIST",
@@ -96,6 +102,19 @@ class Tracker:
             )
         except MlflowException:  # created concurrently by another process
             return self.client.get_experiment_by_name(name).experiment_id
+
+    def save_runs_view(self, view_id: str, name: str, columns: list[str]) -> None:
+        """A saved view of the experiment's runs table showing ``columns`` (``column_key``s), set once: a
+        view a user changed in the UI ("Overwrite view") is kept."""
+        found = with_retries(lambda: self.client.get_experiment(self.experiment_id))
+        if SAVED_VIEW + view_id in found.tags:
+            return
+        now = int(time.time() * 1000)
+        state = json.dumps({"selectedColumns": list(columns)})
+        envelope = json.dumps({"name": name, "createdAt": now, "updatedAt": now, "state": state})
+        with_retries(
+            lambda: self.client.set_experiment_tag(self.experiment_id, SAVED_VIEW + view_id, envelope)
+        )
 
     def describe_experiment(self, text: str) -> None:
         """The experiment's description (the UI shows it above the runs), set once."""
@@ -278,6 +297,19 @@ class Tracker:
                 run_id=run_id, artifact_path=artifact_file, dst_path=tmp, tracking_uri=self.uri
             )
             return json.loads(Path(local).read_text())
+
+
+def column_key(kind: str, name: str) -> str:
+    """A runs-table column as the UI names it: ``column_key("tags", "R")`` is ``tags.`R```; kind is
+    tags, params, metrics or attributes."""
+    return f"{kind}.`{name}`"
+
+
+def runs_page_url(ui: str, experiment_id: str, view_id: str | None = None) -> str:
+    """The UI's runs page of an experiment (``ui``: where the UI is, e.g. http://127.0.0.1:5000), in
+    the model-training workflow, opened on a saved view if one is named."""
+    query = ML_WORKFLOW + (f"&viewStateShareKey={view_id}" if view_id else "")
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

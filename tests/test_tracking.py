@@ -7,7 +7,17 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
-from phaselab.tracking import ERROR, PARENT, ROLE, SWEEP_KEY, TRIAL_KEY, Tracker, with_retries
+from phaselab.tracking import (
+    ERROR,
+    PARENT,
+    ROLE,
+    SWEEP_KEY,
+    TRIAL_KEY,
+    Tracker,
+    column_key,
+    runs_page_url,
+    with_retries,
+)
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +264,17 @@ def test_log_table_replaces_an_earlier_table_of_the_same_name(tracker):
     assert tracker.load_json_artifact(parent, "grid/rows.json") == {"columns": ["a"], "data": [[3]]}
     tags = tracker.client.get_run(parent).data.tags
     assert json.loads(tags["mlflow.loggedArtifacts"]) == [{"path": "grid/rows.json", "type": "table"}]
+
+
+def test_runs_view_is_saved_once_in_the_uis_format(tracker):
+    columns = [column_key("tags", "R"), column_key("metrics", "test_ssim")]
+    tracker.save_runs_view("v1", "R and SSIM", columns)
+    tag = tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.sharedViewState.v1"]
+    envelope = json.loads(tag)
+    assert envelope["name"] == "R and SSIM" and envelope["createdAt"] == envelope["updatedAt"] > 0
+    assert json.loads(envelope["state"]) == {"selectedColumns": ["tags.`R`", "metrics.`test_ssim`"]}
+    tracker.save_runs_view("v1", "other", [])  # a view the user edited in the UI is kept
+    assert tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.sharedViewState.v1"] == tag
+    assert runs_page_url("http://127.0.0.1:5000/", "7", "v1") == (
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning&viewStateShareKey=v1"
+    )

@@ -108,3 +108,13 @@ def mlflow_ui_hint(tracking_uri: str) -> str:
     if tracking_uri.startswith("sqlite:"):
         return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
     return f"open {tracking_uri} in a browser"
+
+
+def mlflow_runs_url(tracking_uri: str, experiment_id: str) -> str:
+    """The experiment's runs table with the grid's columns (the saved view "phaselab-grid"), on the UI
+    that ``mlflow_ui_hint`` starts, or on the tracking server."""
+    from phaselab.orchestration.trial_mlflow import RUNS_VIEW
+    from phaselab.tracking import runs_page_url
+
+    served = tracking_uri.startswith(("http://", "https://"))
+    return runs_page_url(tracking_uri if served else "http://127.0.0.1:5000", experiment_id, RUNS_VIEW)

@@ -9,6 +9,7 @@ from phaselab.cli.common import (
     SMALL_RUNS,
     add_sweep_arguments,
     config_from_args,
+    mlflow_runs_url,
     mlflow_ui_hint,
     print_dry_run,
 )
@@ -36,6 +37,7 @@ def _grid(args: argparse.Namespace) -> int:
     )
     print(f"MLflow: experiment '{config.tracking.experiment}', parent run {result.parent_run_id}")
     print(f"  browse: {mlflow_ui_hint(result.tracking_uri)}")
+    print(f"  runs:   {mlflow_runs_url(result.tracking_uri, result.experiment_id)}")
     print(f"  grid:   {result.output_dir}  (metric grid + figures are artifacts of the parent run)")
     return 0 if len(result.rows) == len(cells) else 1
 

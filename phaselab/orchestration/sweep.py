@@ -18,6 +18,7 @@ from phaselab.data.prepare import PreparedDataset, check_data_source, prepare_da
 from phaselab.generators import phase_source_class
 from phaselab.orchestration.ray_runtime import init_ray
 from phaselab.orchestration.trial import TrialSpec, cell_name
+from phaselab.orchestration.trial_mlflow import save_runs_view
 from phaselab.tracking import Tracker, default_tracking_uri, flatten
 
 COMMANDS = {"grid": "phaselab grid", "varnet-search": "phaselab tune-varnet"}
@@ -126,6 +127,7 @@ def open_sweep(
             "sweep (its grid, tables and figures as artifacts), one child run per trial, per phase "
             "source's phase metrics and per generator. Made by `phaselab grid` and friends."
         )
+        save_runs_view(tracker)
 
         prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)  # bad input fails before Ray
         log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))

@@ -14,9 +14,16 @@ import torch
 from phaselab.content_key import config_hash
 from phaselab.data.fastmri_io import read_attrs
 from phaselab.recon.evaluate import reconstruct_volume
-from phaselab.tracking import Tracker
+from phaselab.tracking import Tracker, column_key
 
 RECONSTRUCTIONS = "reconstructions/test_slices.npz"  # read by analysis/ (the studies' Figs 6-8)
+# The saved view of the runs table that phaselab's links open: what each trial is and how it scored
+RUNS_VIEW = "phaselab-grid"
+RUNS_VIEW_NAME = "phaselab grid: source, R, nACS, test SSIM"
+RUNS_VIEW_COLUMNS = [
+    *(column_key("tags", t) for t in ("source", "R", "nACS", "seed")),
+    *(column_key("metrics", m) for m in ("test_ssim", "test_psnr")),
+]
 
 
 def short_name(cell: dict[str, Any]) -> str:
@@ -41,6 +48,12 @@ def column_tags(cell: dict[str, Any]) -> dict[str, Any]:
         if key in cell:
             tags[key] = cell[key]
     return tags
+
+
+def save_runs_view(tracker: Tracker) -> None:
+    """The experiment's saved view with the trials' source, R, nACS, seed and test SSIM/PSNR as columns
+    (the UI's default shows none of them)."""
+    tracker.save_runs_view(RUNS_VIEW, RUNS_VIEW_NAME, RUNS_VIEW_COLUMNS)
 
 
 def describe_trial(tracker: Tracker, run_id: str, spec: Any) -> None:
