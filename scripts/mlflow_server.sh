@@ -6,11 +6,19 @@
 #   MLFLOW_HOST      address to bind (default: the first private address of this node, `hostname -I`)
 #   MLFLOW_PORT      port (default 5000)
 #   PHASELAB_SHARED  shared storage mounted on every node (default /mnt/shared)
-#   MLFLOW_BACKEND_STORE_URI      runs database (default sqlite on the shared storage, so it outlives
-#                                 `ray down`; use postgresql://... for many concurrent writers)
+#   PHASELAB_MLFLOW_DB_URI        the runs database (MLFLOW_BACKEND_STORE_URI is read as well):
+#       local              PostgreSQL on this node (scripts/mlflow_db.sh: local disk, 127.0.0.1 only,
+#                          password generated here in a 0600 pgpass file); what the cluster YAMLs use
+#       postgresql://USER@HOST:PORT/DB   a managed database (e.g. RDS); its password in a pgpass line
+#                          (HOST:PORT:DB:USER:PASSWORD) in $PGPASSFILE or $MLFLOW_STATE_DIR/pgpass (0600),
+#                          never in this URI or any file in the repository
+#       unset              SQLite on the shared storage: one machine only (a laptop); SQLite must not
+#                          live on NFS/EFS, and concurrent trials meet "database is locked" there
 #   MLFLOW_ARTIFACTS_DESTINATION  artifact store (default $PHASELAB_SHARED/mlflow/artifacts; s3://... works)
 #   MLFLOW_STATE_DIR              pid file, log and tracking_uri file (default ~/.phaselab-mlflow)
 #   MLFLOW_WORKERS                uvicorn worker processes (default 4)
+# The database URI reaches MLflow through the environment, not its command line, and is printed with
+# any password masked.
 set -euo pipefail
 
 shared="${PHASELAB_SHARED:-/mnt/shared}"
@@ -19,10 +27,14 @@ host="${host:-127.0.0.1}"
 port="${MLFLOW_PORT:-5000}"
 workers="${MLFLOW_WORKERS:-4}"
 state="${MLFLOW_STATE_DIR:-$HOME/.phaselab-mlflow}"
-backend="${MLFLOW_BACKEND_STORE_URI:-sqlite:///$shared/mlflow/mlflow.db}"
+backend="${PHASELAB_MLFLOW_DB_URI:-${MLFLOW_BACKEND_STORE_URI:-}}"
 artifacts="${MLFLOW_ARTIFACTS_DESTINATION:-$shared/mlflow/artifacts}"
 pidfile="$state/server.pid"
 url="http://$host:$port"
+
+here="$(cd "$(dirname "$0")" && pwd)"
+
+masked() { sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#' <<<"$1"; }  # a URI's password, if any, as ***
 
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
@@ -47,15 +59,38 @@ with urllib.request.urlopen(sys.argv[1], timeout=2) as response:
 EOF
 }
 
+database() {  # sets $backend (and PGPASSFILE) from the settings above
+    case "$backend" in
+        "")
+            backend="sqlite:///$shared/mlflow/mlflow.db"
+            mkdir -p "$shared/mlflow"
+            echo "phaselab: warning: MLflow's runs database is SQLite ($shared/mlflow/mlflow.db): for one" \
+                "machine only, never on NFS/EFS; on a cluster set PHASELAB_MLFLOW_DB_URI=local (PostgreSQL)" >&2
+            ;;
+        local)
+            bash "$here/mlflow_db.sh" start
+            backend="$(bash "$here/mlflow_db.sh" uri)"
+            export PGPASSFILE="${PHASELAB_PG_DIR:-$HOME/.phaselab-mlflow/postgres}/pgpass"
+            ;;
+        sqlite:///*) mkdir -p "$(dirname "${backend#sqlite:///}")" ;;
+        postgresql*)
+            if [ -z "${PGPASSFILE:-}" ] && [ -f "$state/pgpass" ]; then export PGPASSFILE="$state/pgpass"; fi
+            if [ -n "${PGPASSFILE:-}" ] && [ "$(stat -c %a "$PGPASSFILE")" != 600 ]; then
+                echo "phaselab: $PGPASSFILE must be private (chmod 600): libpq ignores it otherwise" >&2
+                return 1
+            fi
+            ;;
+    esac
+}
+
 start() {
     stop  # `ray up` on a running cluster reruns the head's start commands: restart cleanly
     mkdir -p "$state"
-    case "$backend" in sqlite:///*) mkdir -p "$(dirname "${backend#sqlite:///}")" ;; esac
+    database
     case "$artifacts" in *://*) ;; *) mkdir -p "$artifacts" ;; esac
-    # No telemetry (offline clusters); no background job runner (GenAI jobs phaselab does not use).
     export MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+    export MLFLOW_BACKEND_STORE_URI="$backend"  # read by `mlflow server`: no password in `ps`
     setsid nohup mlflow server \
-        --backend-store-uri "$backend" \
         --artifacts-destination "$artifacts" \
         --host "$host" --port "$port" --workers "$workers" \
         >"$state/server.log" 2>&1 </dev/null &
@@ -63,7 +98,7 @@ start() {
     for _ in $(seq 120); do
         if healthy; then
             echo "$url" >"$state/tracking_uri"
-            echo "phaselab: MLflow server at $url (database $backend, artifacts $artifacts, log $state/server.log)"
+            echo "phaselab: MLflow server at $url (database $(masked "$backend"), artifacts $artifacts, log $state/server.log)"
             return 0
         fi
         if ! running; then break; fi
