@@ -54,10 +54,9 @@ class Postgres:
         return {"PGPASSFILE": str(self.pgpass)}
 
     def query(self, sql: str) -> list[tuple]:
-        import psycopg2
+        import psycopg
 
-        conn = psycopg2.connect(self.uri, passfile=str(self.pgpass))
-        with contextlib.closing(conn), conn.cursor() as cursor:
+        with psycopg.connect(self.uri, passfile=str(self.pgpass)) as conn, conn.cursor() as cursor:
             cursor.execute(sql)
             return cursor.fetchall()
 
@@ -72,7 +71,7 @@ def _script(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 def running_postgres() -> Iterator[Postgres]:
     """Start a fresh PostgreSQL cluster; stop and delete it afterwards. Skips the test only when no
     PostgreSQL is installed (`.ci/run` installs Debian's `postgresql` package when it is missing)."""
-    import psycopg2  # noqa: F401  (the driver MLflow's server connects with: in the test extras)
+    import psycopg  # noqa: F401  (the driver MLflow's server connects with: a dependency)
 
     binaries = postgres_bin()
     if binaries is None:

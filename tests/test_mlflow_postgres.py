@@ -123,8 +123,10 @@ def _check_sweep(result, config, postgres: Postgres) -> None:
 
     # The same in PostgreSQL itself: no extra run (not even a deleted one), no metric row twice.
     runs = postgres.query(
-        "SELECT r.run_uuid, r.status, r.lifecycle_stage FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-        f"WHERE t.key = 'mlflow.parentRunId' AND t.value = '{result.parent_run_id}'"
+        "SELECT r.run_uuid, r.status, r.lifecycle_stage FROM runs r "
+        "JOIN tags t ON t.run_uuid = r.run_uuid JOIN tags role ON role.run_uuid = r.run_uuid "
+        f"WHERE t.key = 'mlflow.parentRunId' AND t.value = '{result.parent_run_id}' "
+        "AND role.key = 'phaselab.role' AND role.value = 'trial'"
     )
     assert len(runs) == len(cells) and {(s, stage) for _, s, stage in runs} == {("FINISHED", "active")}
     ids = ", ".join(f"'{run_id}'" for run_id, _, _ in runs)
