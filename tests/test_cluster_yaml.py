@@ -60,6 +60,8 @@ def test_aws_cluster_has_gpu_workers_and_a_private_mlflow_on_the_head():
     assert gpu and all(t["min_workers"] == 0 < t["max_workers"] for t in gpu)  # autoscaling from zero
     head_start = " ".join(raw["head_start_ray_commands"])
     assert "scripts/mlflow_server.sh start" in head_start
+    assert "PHASELAB_MLFLOW_DB_URI=local" in head_start  # PostgreSQL on the head, not SQLite on EFS
+    assert "postgresql" in " ".join(raw["head_setup_commands"])
     assert "--dashboard-host=127.0.0.1" in head_start
 
 
