@@ -42,6 +42,7 @@ def run_guarded(command: Command, args: argparse.Namespace) -> int:
     from phaselab.config import ConfigError
     from phaselab.data.errors import DataError
     from phaselab.generators.realism import UnrealisticGenerator
+    from phaselab.orchestration.storage import SweepBusy
 
     try:
         return command.run(args)
@@ -51,7 +52,7 @@ def run_guarded(command: Command, args: argparse.Namespace) -> int:
         print(f"data error: {err}", file=sys.stderr)
     except UnrealisticGenerator as err:
         print(f"error: {err}", file=sys.stderr)
-    except UsageError as err:
+    except (UsageError, SweepBusy) as err:
         print(f"error: {err}", file=sys.stderr)
     except KeyboardInterrupt:
         print("\ninterrupted: finished work is kept; run the same command again to resume", file=sys.stderr)

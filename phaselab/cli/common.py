@@ -106,7 +106,7 @@ def describe_generators(config: SweepConfig) -> list[str]:
 
 def mlflow_ui_hint(tracking_uri: str) -> str:
     if tracking_uri.startswith("sqlite:"):
-        return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
+        return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000 --workers 1"
     return f"open {tracking_uri} in a browser"
 
 

@@ -19,7 +19,9 @@ from phaselab.config import SweepConfig
 from phaselab.orchestration.mixing import cell_shards, mixing_cells
 from phaselab.orchestration.phase_eval import evaluate_phase_sources
 from phaselab.orchestration.source_kspace import synthesize_sources
-from phaselab.orchestration.sweep import open_sweep, trial_spec
+from phaselab.orchestration.storage import driver_lock, next_attempt
+from phaselab.orchestration.sweep import open_sweep, sweep_key, trial_spec
+from phaselab.orchestration.timeline import Timeline, log_timeline, trial_slots
 from phaselab.orchestration.trial import read_result, save_spec
 from phaselab.tracking import Tracker
 
@@ -151,18 +153,27 @@ def _run_tune(
 def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = None) -> GridResult:
     """Run (or resume) the recon grid of ``config``; returns the finished trials' rows.
 
-    ``log_fn`` receives progress lines (default: print); it must be picklable (Tune ships it).
+    ``log_fn`` receives progress lines (default: print); it must be picklable (Tune ships it). One
+    driver at a time per sweep: a second one is refused (``SweepBusy``) while the first runs.
     """
+    sweep_dir = Path(config.output_dir).resolve() / "sweeps" / sweep_key(config)
+    with driver_lock(sweep_dir, f"phaselab grid --config {config.name} --output-dir {config.output_dir}"):
+        return _run_recon_grid(config, log_fn)
+
+
+def _run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None) -> GridResult:
     from phaselab.orchestration.progress import say
     from phaselab.orchestration.report import log_grid_to_parent
 
-    start = time.perf_counter()
+    start, began = time.perf_counter(), time.time()
     progress_fn, log_fn = log_fn, log_fn or say
     ctx = open_sweep(config, log_fn)
     tracker = ctx.tracker
     with tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: the parent run FAILED/KILLED
-        ctx.shards = synthesize_sources(ctx, grid_sources(config), log_fn)
-        evaluate_phase_sources(ctx, config.grid.sources, log_fn)  # each source's phase vs the acquired
+        timeline = Timeline()
+        ctx.shards = synthesize_sources(ctx, grid_sources(config), log_fn, timeline=timeline)
+        with timeline.stage("phase metrics", "all sources"):  # each source's phase vs the acquired
+            evaluate_phase_sources(ctx, config.grid.sources, log_fn)
         specs = {}
         for cell in grid_cells(config):
             spec = trial_spec(ctx, cell, shards=cell_shards(ctx, cell))
@@ -179,13 +190,12 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
         log_fn(f"grid: {len(specs)} trials, {done} already finished, {len(pending)} to run")
         if pending:
             storage = ctx.storage
-            attempt = len(list(Path(storage).glob("grid-*"))) if Path(storage).exists() else 0
             from phaselab.orchestration.progress import GridRefresh
 
             refresh = GridRefresh(
                 ctx.tracking_uri, config.tracking.experiment, ctx.parent_id, config, trial_dirs
             )
-            _run_tune(config, pending, storage, f"grid-{attempt:03d}", progress_fn, refresh)
+            _run_tune(config, pending, storage, next_attempt(storage, "grid"), progress_fn, refresh)
             _close_unfinished_runs(tracker, ctx.parent_id, trial_dirs)
 
         rows = [r for s in specs.values() if (r := read_result(s.trial_dir)) is not None]
@@ -193,6 +203,8 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
         seconds = time.perf_counter() - start
         trial_seconds = sum(float(r.get("train_seconds", 0.0)) for r in rows)
         log_grid_to_parent(tracker, ctx.parent_id, rows, config)
+        timeline.add_trials(rows, since=began)
+        log_timeline(tracker, ctx.parent_id, timeline, trial_slots(config))
         tracker.log_summary(
             ctx.parent_id,
             {

@@ -7,11 +7,16 @@ from collections.abc import Callable
 from phaselab.orchestration.generator_runs import generator_checkpoint, require_realistic
 from phaselab.orchestration.sweep import SweepContext, synthesis_draw
 from phaselab.orchestration.synthesis_job import run_synthesis
+from phaselab.orchestration.timeline import Timeline
 from phaselab.synthesis import SourceSpec, plan_synthesis
 
 
 def synthesize_sources(
-    ctx: SweepContext, sources: list[str], log_fn: Callable[[str], None], seeds: list[int] | None = None
+    ctx: SweepContext,
+    sources: list[str],
+    log_fn: Callable[[str], None],
+    seeds: list[int] | None = None,
+    timeline: Timeline | None = None,
 ) -> dict[str, dict[int, dict[str, list[str]]]]:
     """recTrain + recVal k-space of each phase source, one synthesis draw per VarNet seed (source -> draw
     -> split -> shards; each draw is cached once). The validation set is synthetic too, as it would be
@@ -22,9 +27,15 @@ def synthesize_sources(
     splits = {split: [str(p) for p in prepared.files(split)] for split in ("recTrain", "recVal")}
     inputs = [p for files in splits.values() for p in files]
     res = config.resources
-    choices = {source: generator_checkpoint(ctx, source, log_fn) for source in sources}
-    for choice in filter(None, choices.values()):  # refuse before any k-space is synthesized
-        require_realistic(ctx, choice, log_fn)
+    timeline = timeline or Timeline()
+    choices = {}
+    for source in sources:
+        with timeline.stage("generator", source):  # trained, found in MLflow, or none (a baseline)
+            choices[source] = generator_checkpoint(ctx, source, log_fn)
+    for source, choice in choices.items():  # refuse before any k-space is synthesized
+        if choice is not None:
+            with timeline.stage("realism", source):
+                require_realistic(ctx, choice, log_fn)
     for source in sources:
         choice = choices[source]
         model_config = config.generators[source].model if source in config.generators else {}
@@ -32,14 +43,15 @@ def synthesize_sources(
         shards[source] = {}
         for draw in sorted({synthesis_draw(source, seed) for seed in seeds}):
             plan = plan_synthesis(spec, inputs, ctx.cache / "synthesis", draw, prepared.key)
-            run_synthesis(
-                plan,
-                use_gpu=res.gpus_per_trial > 0,
-                num_actors=res.synthesis_actors,
-                cpus_per_actor=res.synthesis_cpus,
-                resources=res.synthesis_custom,
-                log_fn=log_fn,
-            )
+            with timeline.stage("synthesis", f"{source} draw {draw}"):
+                run_synthesis(
+                    plan,
+                    use_gpu=res.gpus_per_trial > 0,
+                    num_actors=res.synthesis_actors,
+                    cpus_per_actor=res.synthesis_cpus,
+                    resources=res.synthesis_custom,
+                    log_fn=log_fn,
+                )
             shards[source][draw] = {
                 split: [str(plan.shard_path(p)) for p in files] for split, files in splits.items()
             }

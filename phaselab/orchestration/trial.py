@@ -158,6 +158,7 @@ def _run_trial(
 
     trial_dir = Path(spec.trial_dir)
     finished = read_result(trial_dir)
+    began = time.time()  # wall clock, for the sweep's timeline
     if finished is not None:
         return finished
     torch.set_num_threads(spec.torch_threads)
@@ -261,6 +262,8 @@ def _run_trial(
         **where,
         **summary,
         "best_val_ssim": result.best_val_ssim,
+        "began_at": began,
+        "ended_at": time.time(),
     }
     _atomic_json(record, trial_dir / "result.json")
     tracker.end_run(run_id, "FINISHED")

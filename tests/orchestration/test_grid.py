@@ -210,3 +210,7 @@ def test_extending_a_finished_grid_trains_only_the_new_cells(ray_session, tmp_pa
     assert "phaselab.reused_from" not in children["smooth"].data.tags
     grid = tracker.load_json_artifact(second.parent_run_id, "grid/metric_grid_records.json")
     assert {row["source"] for row in grid} == {"gt", "zero", "smooth", "zero_filled"}
+    timeline = tracker.load_json_artifact(second.parent_run_id, "timeline/timeline.json")
+    trials = [span["label"] for span in timeline["spans"] if span["kind"] == "trial"]
+    assert trials == ["smooth R4 n4 s0"]  # only what this sweep ran; the stages before it
+    assert {"synthesis", "phase metrics"} <= {span["kind"] for span in timeline["spans"]}
