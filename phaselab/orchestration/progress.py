@@ -88,14 +88,29 @@ class GridRefresh(Callback):
     """A Tune callback that puts the grid so far on the parent run each time a trial finishes: during a
     multi-day sweep the parent shows its table and figures, not nothing. Plain data: Tune pickles it."""
 
-    def __init__(self, uri: str, experiment: str, parent_id: str, config: Any, dirs: dict[str, Any]):
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        parent_id: str,
+        config: Any,
+        dirs: dict[str, Any],
+        min_interval: float = 60.0,
+    ):
         self.uri, self.experiment, self.parent_id, self.config = uri, experiment, parent_id, config
         self.dirs = {k: str(v) for k, v in dirs.items()}
+        # At most one refresh per min_interval seconds: drawing the figures takes the driver seconds of
+        # CPU, which a small machine's trials need (the sweep's end logs the final grid in any case).
+        self.min_interval, self.last = min_interval, float("-inf")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from phaselab.orchestration.report import log_grid_to_parent
         from phaselab.orchestration.trial import read_result
         from phaselab.tracking import Tracker
+
+        if time.monotonic() - self.last < self.min_interval:
+            return
+        self.last = time.monotonic()
 
         rows = [r for d in self.dirs.values() if (r := read_result(d)) is not None]
         try:
