@@ -25,6 +25,7 @@ from phaselab.data.batching import epochs_to_steps
 from phaselab.data.fastmri_io import read_volume
 from phaselab.data.prepare import count_slices
 from phaselab.mri.masks import Mask, volume_mask
+from phaselab.orchestration.resources import assigned_gpus, cap_cuda_memory
 from phaselab.orchestration.trial_mlflow import column_tags, describe_trial, log_reconstructions, short_name
 from phaselab.recon.data import ShardSlices
 from phaselab.recon.evaluate import evaluate_reconstruction
@@ -156,6 +157,7 @@ def _run_trial(
     if finished is not None:
         return finished
     torch.set_num_threads(spec.torch_threads)
+    cap_cuda_memory(assigned_gpus())  # a fractional GPU: its share of the memory (Ray does not limit it)
     rank_zero = _is_rank_zero()
     trial_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = trial_dir / "checkpoint.pt"
