@@ -44,7 +44,8 @@ class SliceFiles:
         self.slice_shape: tuple[int, int] = tuple(shape) if shape else (0, 0)
         self.counts = np.asarray(counts, dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
-        self._open: OrderedDict[int, h5py.File] = OrderedDict()
+        # file index -> (file, its k-space dataset, its target dataset): looked up once per opening
+        self._open: OrderedDict[int, tuple[h5py.File, h5py.Dataset, h5py.Dataset]] = OrderedDict()
 
     def __len__(self) -> int:
         return int(self.starts[-1])
@@ -54,20 +55,21 @@ class SliceFiles:
         """(N,) int64: the index of the file each slice is in."""
         return np.repeat(np.arange(len(self.paths), dtype=np.int64), self.counts)
 
-    def _file(self, index: int) -> h5py.File:
-        handle = self._open.get(index)
-        if handle is not None:
+    def _datasets(self, index: int) -> tuple[h5py.Dataset, h5py.Dataset]:
+        opened = self._open.get(index)
+        if opened is not None:
             self._open.move_to_end(index)
-            return handle
+            return opened[1], opened[2]
         path = self.paths[index]
         try:
             handle = h5py.File(path, "r")
         except OSError as err:
             raise DataError(path, f"not a readable HDF5 file: {err}") from err
-        self._open[index] = handle
+        kspace = handle["kspace"]
+        self._open[index] = (handle, kspace, _target_dataset(handle, path, kspace.shape))
         if len(self._open) > MAX_OPEN_FILES:
-            self._open.popitem(last=False)[1].close()
-        return handle
+            self._open.popitem(last=False)[1][0].close()
+        return self._open[index][1], self._open[index][2]
 
     def read(self, item: int) -> tuple[np.ndarray, np.ndarray]:
         """Slice ``item``: k-space complex64 (H, W) and target float32 (H, W)."""
@@ -75,10 +77,10 @@ class SliceFiles:
             raise IndexError(f"slice {item} out of range for {len(self)} slices")
         index = int(np.searchsorted(self.starts, item, side="right")) - 1
         local, path = item - int(self.starts[index]), self.paths[index]
-        hf = self._file(index)
+        kspace_ds, target_ds = self._datasets(index)
         try:
-            kspace = hf["kspace"][local].astype(np.complex64, copy=False)
-            target = _target_dataset(hf, path, hf["kspace"].shape)[local].astype(np.float32, copy=False)
+            kspace = kspace_ds[local].astype(np.complex64, copy=False)
+            target = target_ds[local].astype(np.float32, copy=False)
         except OSError as err:
             raise DataError(path, f"slice {local} unreadable: {err}") from err
         _check_finite(kspace, path, f"k-space slice {local}")
@@ -95,7 +97,7 @@ class SliceFiles:
 
     def close(self) -> None:
         while self._open:
-            self._open.popitem()[1].close()
+            self._open.popitem()[1][0].close()
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_open": OrderedDict()}
