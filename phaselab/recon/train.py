@@ -299,6 +299,8 @@ def train_varnet(
 ) -> TrainResult:
     """Train the model of ``model_cfg`` (a VarNet or the complex U-Net) with SSIM loss for
     ``train_cfg.steps`` optimizer steps, with ``train_cfg.optimizer`` and its per-epoch lr decay.
+    ``train`` and ``val`` are in memory (``KspaceSlices``) or read from files a batch at a time
+    (``ShardSlices``); either gives the same run.
 
     Every ``eval_every`` steps (and at the last step) ``report(metrics, checkpoint)`` is called on every
     rank; rank 0 passes the checkpoint (``model``, ``optimizer``, ``step``, ``best_val_ssim``,
