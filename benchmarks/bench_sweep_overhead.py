@@ -20,7 +20,7 @@ import torch
 
 from phaselab.config import load_config
 from phaselab.orchestration.grid import grid_cells, run_recon_grid
-from phaselab.orchestration.trial import _load_slices
+from phaselab.recon.data import load_slices
 from phaselab.recon.train import TrainConfig, VarNetConfig, train_varnet
 
 
@@ -54,8 +54,8 @@ def main() -> None:
             spec = json.loads(
                 next(spec_dir.glob(f"{cell['source']}-R{cell['acceleration']}-*/spec.json")).read_text()
             )
-            train = _load_slices(tuple(spec["train_shards"]))
-            val = _load_slices(tuple(spec["val_shards"]))
+            train = load_slices(tuple(spec["train_shards"]))
+            val = load_slices(tuple(spec["val_shards"]))
             start = time.perf_counter()
             train_varnet(
                 train,

@@ -116,3 +116,14 @@ def test_nothing_listens_on_all_interfaces(name):
     code = [line.split(" #")[0] for line in script if not line.lstrip().startswith("#")]
     for text in [*_commands(_raw(name)), *code]:
         assert "0.0.0.0" not in text, text
+
+
+def test_max_workers_is_set_once():
+    text = (ROOT / "ray_cluster.yaml").read_text()
+    numbers = re.findall(r"^\s*max_workers:[^#\n]*\d", text, flags=re.M)
+    assert len(numbers) == 1, numbers  # one number (an anchor); the node type refers to it
+    raw = yaml.safe_load(text)
+    assert raw["available_node_types"]["gpu_worker"]["max_workers"] == raw["max_workers"]
+    bigger = yaml.safe_load(re.sub(r"&max_workers \d+", "&max_workers 64", text))
+    assert bigger["max_workers"] == bigger["available_node_types"]["gpu_worker"]["max_workers"] == 64
+    validate_config(prepare_config(bigger))

@@ -244,6 +244,7 @@ def validate(config: SweepConfig) -> None:
     need(r.gpus_per_trial >= 0, "resources.gpus_per_trial", "must be >= 0")
     need(r.workers_per_trial >= 1, "resources.workers_per_trial", "must be >= 1")
     need(r.synthesis_actors >= 1, "resources.synthesis_actors", "must be >= 1")
+    _validate_trial_resources(config, need)
     for key, extra in (("resources.custom", r.custom), ("resources.synthesis_custom", r.synthesis_custom)):
         builtin = sorted(k for k in extra if k.lower() in ("cpu", "gpu", "memory"))
         need(not builtin, key, f"{builtin} are set by cpus_per_trial/gpus_per_trial, not here")
@@ -272,6 +273,43 @@ def validate(config: SweepConfig) -> None:
             generator_settings(name, gen)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"generators.{name}: {err}") from None
+
+
+def _validate_trial_resources(config: SweepConfig, need: Any) -> None:
+    """GPU shares Ray would accept but a trial cannot use: fractions of a GPU under DDP, fractions that
+    leave part of a GPU idle, more than one GPU per process (a worker trains on one)."""
+    r, gpus, workers = config.resources, config.resources.gpus_per_trial, config.resources.workers_per_trial
+    need(r.torch_threads >= 1, "resources.torch_threads", f"must be >= 1, got {r.torch_threads}")
+    need(
+        r.max_concurrent_trials is None or r.max_concurrent_trials >= 1,
+        "resources.max_concurrent_trials",
+        f"must be >= 1, or null (derived from the cluster), got {r.max_concurrent_trials}",
+    )
+    need(
+        gpus <= 1,
+        "resources.gpus_per_trial",
+        f"a trial (each worker of a DDP trial) trains on one GPU, got {gpus}; for more GPUs per trial "
+        "set resources.workers_per_trial with gpus_per_trial: 1",
+    )
+    if 0 < gpus < 1:
+        need(
+            workers == 1,
+            "resources.gpus_per_trial with resources.workers_per_trial",
+            f"a fraction of a GPU ({gpus}) cannot hold a DDP trial's {workers} workers (NCCL needs a GPU "
+            "per rank): use gpus_per_trial: 1, or workers_per_trial: 1",
+        )
+        share = round(1 / gpus)
+        need(
+            abs(share * gpus - 1) <= 0.005,
+            "resources.gpus_per_trial",
+            f"a fraction of a GPU must be 1/n (0.5, 0.333, 0.25, ...) so that n trials fill it, got {gpus}",
+        )
+    need(
+        config.train.batch_size >= workers,
+        "train.batch_size with resources.workers_per_trial",
+        f"the global batch ({config.train.batch_size}) is split between the {workers} workers: "
+        "it must be at least workers_per_trial",
+    )
 
 
 def dump_yaml(config: SweepConfig) -> str:

@@ -150,6 +150,9 @@ class SweepConfig:
     name: str = "demo"
     output_dir: str = "phaselab_runs/demo"
     ray_address: str | None = None  # None: start Ray locally; "auto": join a running cluster
+    # with ray_address: ship this working tree to every worker (Ray's runtime_env working_dir, without
+    # .venv, .git, caches and outputs), so `ray submit` runs the code you have; false: the nodes' own copy
+    ship_working_tree: bool = True
     storage_path: str | None = None  # Ray results; None: <output_dir>/ray_results
     data: DataConfig = field(default_factory=DataConfig)
     recon: ReconConfig = field(default_factory=ReconConfig)

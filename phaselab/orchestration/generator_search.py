@@ -27,6 +27,7 @@ from phaselab.generators.training import GeneratorTrainConfig, resolve_lengths
 from phaselab.orchestration.generator_jobs import GeneratorJob, load_phase_pairs
 from phaselab.orchestration.generator_registry import register_generator, set_champion
 from phaselab.orchestration.generator_runs import generator_job
+from phaselab.orchestration.resources import assigned_gpus, cap_cuda_memory
 from phaselab.orchestration.search import (
     SearchSettings,
     best_result,
@@ -96,6 +97,7 @@ def generator_trial(config: dict[str, Any]) -> None:
     trial_dir = Path(base["trials_dir"]) / config_hash(params)
     trial_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(base["torch_threads"])
+    cap_cuda_memory(assigned_gpus())  # a fractional GPU: its share of the memory (Ray does not limit it)
     tracker = Tracker(base["tracking_uri"], base["experiment"])
     tags = {"phaselab.role": "generator-trial", "phaselab.generator": job.name}
     run_id = tracker.start_child(base["parent_id"], config_hash(params), f"{job.name}-{_short(params)}", tags)

@@ -112,9 +112,11 @@ def _run_tune(
     log_fn,
     refresh: Any = None,
 ) -> None:
+    import ray
     from ray import tune
 
-    from phaselab.orchestration.progress import GridProgress
+    from phaselab.orchestration.progress import GridProgress, say
+    from phaselab.orchestration.resources import default_max_concurrent
     from phaselab.orchestration.trial import tune_trial, tune_trial_distributed
 
     res = config.resources
@@ -132,12 +134,18 @@ def _run_tune(
         # Keys other than cpu/gpu are custom Ray resources (e.g. {"fake_gpu": 1}) in the trial's bundle.
         resources = {**res.custom, "cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
         trainable = tune.with_resources(tune_trial, resources)
+    max_concurrent = default_max_concurrent(res, ray.cluster_resources())
+    if res.max_concurrent_trials is None and max_concurrent is not None:
+        (log_fn or say)(
+            f"grid: at most {max_concurrent} multi-worker trial(s) at once, what the cluster holds now "
+            "(resources.max_concurrent_trials sets it, e.g. for an autoscaling cluster that starts empty)"
+        )
     tuner = tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search(pending)},
         tune_config=tune.TuneConfig(
             reuse_actors=True,
-            max_concurrent_trials=res.max_concurrent_trials,
+            max_concurrent_trials=max_concurrent,
         ),
         run_config=tune.RunConfig(
             name=name,

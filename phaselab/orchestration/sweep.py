@@ -131,7 +131,12 @@ def open_sweep(
 
         prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)  # bad input fails before Ray
         log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))
-        init_ray(config.ray_address, log_fn)
+        init_ray(
+            config.ray_address,
+            log_fn,
+            ship_working_tree=config.ship_working_tree,
+            exclude=[out, *([config.storage_path] if config.storage_path else [])],
+        )
         ctx = SweepContext(config, key, out / "sweeps" / key, tracker, uri, parent_id, resolved, prepared)
     return ctx
 

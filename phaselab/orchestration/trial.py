@@ -10,13 +10,12 @@ continue where it was, ``result.json`` marks it finished.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,9 @@ from phaselab.data.batching import epochs_to_steps
 from phaselab.data.fastmri_io import read_volume
 from phaselab.data.prepare import count_slices
 from phaselab.mri.masks import Mask, volume_mask
+from phaselab.orchestration.resources import assigned_gpus, cap_cuda_memory
 from phaselab.orchestration.trial_mlflow import column_tags, describe_trial, log_reconstructions, short_name
-from phaselab.recon.data import KspaceSlices
+from phaselab.recon.data import ShardSlices
 from phaselab.recon.evaluate import evaluate_reconstruction
 from phaselab.recon.models import build_model_config
 from phaselab.recon.train import TrainConfig, train_varnet
@@ -82,24 +82,20 @@ def fixed_test_mask(spec: TrialSpec, width: int, volume_name: str) -> Mask:
     return volume_mask(spec.mask, width, cell["acceleration"], volume_name, center_fraction=fraction)
 
 
-@functools.lru_cache(maxsize=16)
-def _load_slices(paths: tuple[str, ...]) -> KspaceSlices:
-    """Stack the slices of fastMRI files; cached so reused Tune actors load each dataset once."""
-    kspace, target, volume = [], [], []
-    for index, path in enumerate(paths):
+class VolumeFiles(Sequence[tuple[str, torch.Tensor, torch.Tensor]]):
+    """Test volumes ``(name, kspace, target)``, each read from its file when it is evaluated and dropped
+    after: a reused Tune actor keeps no data set between trials (nor a copy of one per source)."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[str, torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        path = self.paths[index]
         vol = read_volume(path, load_target=True, load_extras=False)
-        kspace.append(torch.from_numpy(vol.kspace))
-        target.append(torch.from_numpy(vol.target).float())
-        volume.append(torch.full((vol.kspace.shape[0],), index, dtype=torch.int64))
-    return KspaceSlices(torch.cat(kspace), torch.cat(target), torch.cat(volume))
-
-
-def _test_volumes(paths: list[str]) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    slices = _load_slices(tuple(paths))
-    return [
-        (Path(p).stem, slices.kspace[slices.volume == i], slices.target[slices.volume == i])
-        for i, p in enumerate(paths)
-    ]
+        return Path(path).stem, torch.from_numpy(vol.kspace), torch.from_numpy(vol.target).float()
 
 
 def _atomic_save(payload: Any, path: Path) -> None:
@@ -162,6 +158,7 @@ def _run_trial(
     if finished is not None:
         return finished
     torch.set_num_threads(spec.torch_threads)
+    cap_cuda_memory(assigned_gpus())  # a fractional GPU: its share of the memory (Ray does not limit it)
     rank_zero = _is_rank_zero()
     trial_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = trial_dir / "checkpoint.pt"
@@ -205,8 +202,9 @@ def _run_trial(
 
     cell = spec.cell
     model_cfg = build_model_config(spec.model, model_settings(spec))
-    train_data = _load_slices(tuple(spec.train_shards))
-    val_data = _load_slices(tuple(spec.val_shards)) if spec.val_shards else None
+    # Read lazily, a batch at a time: an actor reused for trial after trial holds no data set
+    train_data = ShardSlices(spec.train_shards)
+    val_data = ShardSlices(spec.val_shards) if spec.val_shards else None
     epoch_slices = count_slices(spec.length_shards) if spec.length_shards else train_data.num_slices
     train_cfg = TrainConfig(
         **training_lengths(spec.train, epoch_slices),
@@ -240,8 +238,8 @@ def _run_trial(
     if spec.test_files:  # hyperparameter searches select on recVal and never look at recTest
         model = result.model
         model.load_state_dict(result.best_state)
-        width = train_data.kspace.shape[-1]
-        volumes = _test_volumes(spec.test_files)
+        width = train_data.width
+        volumes = VolumeFiles(spec.test_files)
         masks = [fixed_test_mask(spec, width, Path(path).name) for path in spec.test_files]
         device = next(model.parameters()).device
         evaluation = evaluate_reconstruction(model, volumes, masks, device=device)

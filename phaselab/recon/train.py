@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from phaselab.mri.masks import equispaced_mask, mask_from_name
 from phaselab.nn.complex_layers import ComplexDropout, set_dropout_generator
-from phaselab.recon.data import KspaceSlices, apply_column_masks, batch_indices, check_slices, volume_max
+from phaselab.recon.data import Slices, apply_column_masks, batch_indices, check_slices, volume_max
 from phaselab.recon.losses import SSIMLoss
 from phaselab.recon.models import ComplexUNetConfig, ModelConfig, VarNetConfig  # noqa: F401  (re-exported)
 from phaselab.recon.varnet import VarNet
@@ -118,22 +118,26 @@ def _cpu_copy(obj: Any) -> Any:
 @torch.no_grad()
 def validation_ssim(
     model: torch.nn.Module,
-    val: KspaceSlices,
+    val: Slices,
     masks: torch.Tensor,
     data_range: torch.Tensor,
     device: torch.device,
     batch_size: int,
     use_bf16: bool = False,
+    index: torch.Tensor | None = None,
 ) -> tuple[float, int]:
-    """Sum of per-slice SSIM over ``val`` and the slice count (sums, so ranks can be all-reduced)."""
+    """Sum of per-slice SSIM over the ``index`` slices of ``val`` (default: all) and the slice count (sums,
+    so ranks can be all-reduced); ``masks`` and ``data_range`` hold one row per scored slice."""
     ssim = SSIMLoss().to(device)
+    index = torch.arange(val.num_slices) if index is None else index
     total, count = 0.0, 0
-    for start in range(0, val.num_slices, batch_size):
+    for start in range(0, len(index), batch_size):
         sl = slice(start, start + batch_size)
-        kspace, mask = val.kspace[sl].to(device), masks[sl].to(device)
+        batch = val.select(index[sl])  # read one batch at a time: ``val`` may be files on disk
+        kspace, mask = batch.kspace.to(device), masks[sl].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             out = model(apply_column_masks(kspace, mask), mask)
-        values = ssim.per_sample(VarNet.image(out), val.target[sl].to(device), data_range[sl].to(device))
+        values = ssim.per_sample(VarNet.image(out), batch.target.to(device), data_range[sl].to(device))
         total += float(values.sum())
         count += int(values.numel())
     return total, count
@@ -168,9 +172,7 @@ def global_phases(seed: int, step: int, batch_size: int) -> torch.Tensor:
 class _Worker:
     """This rank's share of a training run: model, optimizer, step counter, running loss, best model."""
 
-    def __init__(
-        self, train: KspaceSlices, val: KspaceSlices | None, model_cfg: ModelConfig, cfg: TrainConfig
-    ):
+    def __init__(self, train: Slices, val: Slices | None, model_cfg: ModelConfig, cfg: TrainConfig):
         self.train, self.val, self.model_cfg, self.cfg = train, val, model_cfg, cfg
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if self.distributed else (0, 1)
@@ -192,7 +194,7 @@ class _Worker:
         self.loss_count = 0
         if val is not None:
             self.val_part = torch.arange(val.num_slices).tensor_split(self.world)[self.rank]
-            self.val_masks = validation_masks(val.kspace.shape[-1], val.num_slices, cfg)[self.val_part]
+            self.val_masks = validation_masks(val.width, val.num_slices, cfg)[self.val_part]
             self.val_range = volume_max(val)[self.val_part]
 
     def restore(self, checkpoint: dict) -> None:
@@ -205,7 +207,7 @@ class _Worker:
     def train_step(self, net: torch.nn.Module) -> None:
         cfg = self.cfg
         index = batch_indices(self.train.num_slices, cfg.batch_size, self.step, cfg.seed)
-        masks = training_masks(self.train.kspace.shape[-1], cfg, self.step)
+        masks = training_masks(self.train.width, cfg, self.step)
         rotation = torch.polar(torch.ones(len(index)), global_phases(cfg.seed, self.step, len(index)))
         mine = torch.arange(cfg.batch_size).tensor_split(self.world)[self.rank]  # contiguous shard per rank
         index, masks, rotation = index[mine], masks[mine].to(self.device), rotation[mine].to(self.device)
@@ -253,15 +255,15 @@ class _Worker:
         self.loss_count = 0
         if self.val is not None:
             self.model.eval()
-            part = self.val.select(self.val_part)
             total, count = validation_ssim(
                 self.model,
-                part,
+                self.val,
                 self.val_masks,
                 self.val_range,
                 self.device,
                 self.cfg.val_batch_size,
                 self.use_bf16,
+                index=self.val_part,
             )
             ssim_total, ssim_count = self._all_sum(torch.tensor([total, count]))
             metrics["val_ssim"] = float(ssim_total / ssim_count)
@@ -286,8 +288,8 @@ class _Worker:
 
 
 def train_varnet(
-    train: KspaceSlices,
-    val: KspaceSlices | None,
+    train: Slices,
+    val: Slices | None,
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     *,
@@ -297,6 +299,8 @@ def train_varnet(
 ) -> TrainResult:
     """Train the model of ``model_cfg`` (a VarNet or the complex U-Net) with SSIM loss for
     ``train_cfg.steps`` optimizer steps, with ``train_cfg.optimizer`` and its per-epoch lr decay.
+    ``train`` and ``val`` are in memory (``KspaceSlices``) or read from files a batch at a time
+    (``ShardSlices``); either gives the same run.
 
     Every ``eval_every`` steps (and at the last step) ``report(metrics, checkpoint)`` is called on every
     rank; rank 0 passes the checkpoint (``model``, ``optimizer``, ``step``, ``best_val_ssim``,

@@ -1,5 +1,6 @@
 """A head and two worker nodes on one machine (ray.cluster_utils.Cluster), each worker with one "fake_gpu":
-the grid's trials and the Ray Data synthesis job must spread over both workers.
+the grid's trials and the Ray Data synthesis job must spread over both workers, which run the working tree
+the driver shipped.
 
 The cluster needs its own Ray, so the scenario runs in a subprocess (this file run as a script) and
 the test process keeps its shared local Ray untouched.
@@ -50,6 +51,14 @@ def _scenario(output_dir: str) -> dict:
     try:
         config = load_config("tiny", [*TINY, f"output_dir={output_dir}", f"ray_address={cluster.address}"])
         result = run_recon_grid(config, log_fn=_log)
+
+        @ray.remote(num_cpus=0, resources={"fake_gpu": 1})
+        def worker_code() -> str:
+            import phaselab
+
+            return phaselab.__file__
+
+        worker_phaselab = ray.get(worker_code.remote())
         shards = sorted(Path(output_dir, "cache", "synthesis").rglob("*.h5"))
         shard_nodes = {}
         for shard in shards:
@@ -62,6 +71,7 @@ def _scenario(output_dir: str) -> dict:
             "shards": shard_nodes,
             "parent_run_id": result.parent_run_id,
             "tracking_uri": result.tracking_uri,
+            "worker_phaselab": worker_phaselab,
         }
     finally:
         ray.shutdown()
@@ -91,6 +101,12 @@ def test_trials_and_synthesis_spread_over_two_worker_nodes(tmp_path):
     shards = found["shards"]
     assert len(shards) >= 2 and all(name.startswith("synth-gt-") for name in shards)  # recTrain + recVal
     assert set(shards.values()) == workers
+
+    # Workers import the working tree the driver shipped (runtime_env working_dir), not an installed copy.
+    shipped = Path(found["worker_phaselab"]).parents[1]
+    assert shipped != ROOT and not shipped.is_relative_to(ROOT)
+    for module in ("phaselab/orchestration/ray_runtime.py", "phaselab/orchestration/trial.py"):
+        assert (shipped / module).read_text() == (ROOT / module).read_text()
 
     from phaselab.tracking import Tracker
 
