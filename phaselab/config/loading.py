@@ -243,7 +243,8 @@ def validate(config: SweepConfig) -> None:
     need(r.cpus_per_trial > 0, "resources.cpus_per_trial", "must be > 0")
     need(r.gpus_per_trial >= 0, "resources.gpus_per_trial", "must be >= 0")
     need(r.workers_per_trial >= 1, "resources.workers_per_trial", "must be >= 1")
-    need(r.synthesis_actors >= 1, "resources.synthesis_actors", "must be >= 1")
+    actors = r.synthesis_actors
+    need(actors == "auto" or actors >= 1, "resources.synthesis_actors", "must be >= 1 or auto")
     _validate_trial_resources(config, need)
     for key, extra in (("resources.custom", r.custom), ("resources.synthesis_custom", r.synthesis_custom)):
         builtin = sorted(k for k in extra if k.lower() in ("cpu", "gpu", "memory"))

@@ -99,7 +99,9 @@ class ResourcesConfig:
     max_concurrent_trials: int | None = None
     torch_threads: int = 1  # intra-op threads per trial
     synthesis_cpus: float = 0.5  # per Ray Data actor
-    synthesis_actors: int = 1  # Ray Data actors synthesizing in parallel (one per GPU on a cluster)
+    # Ray Data actors synthesizing in parallel; auto: one per GPU (or per synthesis_custom unit) in the
+    # cluster when synthesis runs on GPUs, else 1 (on CPUs the trials need the cores)
+    synthesis_actors: int | Literal["auto"] = "auto"
     # Extra Ray resources per trial / per synthesis actor, e.g. {"fake_gpu": 1}, or a node type's label
     # resource to pin work to it; they must exist on some node (ray start --resources=...).
     custom: dict[str, float] = field(default_factory=dict)

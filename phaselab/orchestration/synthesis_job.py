@@ -54,7 +54,7 @@ def run_tasks_on_ray(
     log_fn: Callable[[str], None] = print,
     *,
     use_gpu: bool | None = None,
-    num_actors: int = 1,
+    num_actors: int | str = 1,
     cpus_per_actor: float = 0.5,
     resources: dict[str, float] | None = None,
 ) -> list[Path]:
@@ -101,6 +101,21 @@ def run_tasks_on_ray(
     return [Path(t.output) for t in tasks]
 
 
+def actors_for(num_actors: int | str, volumes: int, use_gpu: bool, resources: dict[str, float] | None) -> int:
+    """How many synthesis actors: a number as given; ``"auto"``: every GPU of the cluster (or every unit
+    of the custom resources an actor asks for) when synthesis runs on GPUs or custom resources, else 1.
+    Never more than the volumes to write. Ray must be initialized."""
+    if num_actors != "auto":
+        return int(num_actors)
+    import ray
+
+    total = ray.cluster_resources()
+    fits = [int(total.get(name, 0) // amount) for name, amount in (resources or {}).items() if amount > 0]
+    if use_gpu:
+        fits.append(int(total.get("GPU", 0)))
+    return max(1, min([*fits, volumes]) if fits else 1)
+
+
 def run_synthesis(
     plan: SynthesisPlan,
     *,
@@ -110,7 +125,8 @@ def run_synthesis(
     resources: dict[str, float] | None = None,
     log_fn: Callable[[str], None] = print,
 ) -> list[Path]:
-    """Run (or finish) a grid synthesis plan through Ray Data; returns the shard paths in input order."""
+    """Run (or finish) a grid synthesis plan through Ray Data; returns the shard paths in input order.
+    ``num_actors="auto"``: see ``actors_for``."""
     if plan.is_complete():
         log_fn(f"synthesis {plan.source_name}: cached in {plan.out_dir}")
         return plan.shards()
@@ -125,7 +141,7 @@ def run_synthesis(
         plan.settings,
         log_fn,
         use_gpu=use_gpu,
-        num_actors=num_actors,
+        num_actors=actors_for(num_actors, len(pending), use_gpu, resources),
         cpus_per_actor=cpus_per_actor,
         resources=resources,
     )

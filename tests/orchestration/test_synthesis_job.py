@@ -74,3 +74,18 @@ def test_a_killed_job_finishes_only_the_missing_shards(ray_session, volumes, tmp
     run_synthesis(plan, log_fn=lambda _: None)
     assert victim.exists() and plan.is_complete()
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+
+def test_auto_synthesis_actors_follow_the_clusters_gpus_or_custom_units(ray_session):
+    import ray
+
+    from phaselab.orchestration.synthesis_job import actors_for
+
+    total = ray.cluster_resources()
+    assert actors_for(3, 10, True, None) == 3  # a number is taken as given
+    assert actors_for("auto", 10, False, None) == 1  # on CPUs the trials need the cores
+    assert actors_for("auto", 10, True, None) == max(1, min(int(total.get("GPU", 0)), 10))
+    cpus = int(total["CPU"])  # a custom resource stands in for GPUs here: every CPU unit is one actor
+    assert actors_for("auto", 100, False, {"CPU": 1.0}) == cpus
+    assert actors_for("auto", 100, False, {"CPU": 0.5}) == 2 * cpus
+    assert actors_for("auto", 1, False, {"CPU": 0.5}) == 1  # never more actors than volumes
