@@ -31,3 +31,22 @@ def test_every_package_imports_on_its_own():
         command = [sys.executable, "-c", f"import {package}"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, f"{package}: {result.stderr[-2000:]}"
+
+
+def test_every_source_and_doc_file_is_under_400_lines():
+    """The project's rule for files people read (code, configs, docs); shipped test data is exempt."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    if not tracked:  # not a git checkout (an sdist): nothing to check
+        return
+    readable = (".py", ".md", ".yaml", ".yml", ".toml", ".sh", ".txt", ".cfg")
+    long = {}
+    for name in tracked:
+        path = ROOT / name
+        if name.startswith("tests/data/") or not name.endswith(readable) or not path.exists():
+            continue
+        lines = len(path.read_text(errors="replace").splitlines())
+        if lines >= 400:
+            long[name] = lines
+    assert not long, f"files of 400 lines or more: {long}"
