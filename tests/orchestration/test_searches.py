@@ -272,3 +272,30 @@ def test_max_t_lets_a_trial_that_runs_to_the_end_finish(monkeypatch, tmp_path, s
     with pytest.raises(_Built) as gan:
         generator_search.run_generator_search(config, "gan", log_fn=lambda _: None)
     assert gan.value.settings.max_t > evaluations
+
+
+@pytest.mark.slow
+def test_searches_of_two_cells_on_one_storage_path_stay_apart(ray_session, tmp_path):
+    """The README's shared --storage-path: a second tune-varnet for another cell starts its own search
+    (before searches were keyed by content it restored the first one and logged into its parent)."""
+    storage = tmp_path / "ray_results"
+    outputs = []
+    for acceleration in (4, 6):
+        argv = [
+            "tune-varnet", "--config", "tiny", "--acceleration", str(acceleration),
+            "--set", f"output_dir={tmp_path / 'out'}", "--set", "train.steps=2",
+            "--set", "train.eval_every=2", "--samples", "1",
+            "--storage-path", str(storage), "--ray-address", ray_session,
+        ]  # fmt: skip
+        rc, out = _run(argv)
+        assert rc == 0, out
+        assert "resuming the search" not in out
+        outputs.append(out)
+    searches = sorted(p.name for p in storage.iterdir() if p.name.startswith("search-"))
+    assert len(searches) == 2
+    tracker = Tracker(f"sqlite:///{tmp_path / 'out'}/mlflow.db", EXPERIMENT)
+    parents = tracker.find_runs({"phaselab.role": "parent"})
+    assert sorted(p.data.params["search.cell.acceleration"] for p in parents) == ["4", "6"]
+    for parent in parents:  # each parent holds its own search's single trial
+        children = tracker.find_runs({"mlflow.parentRunId": parent.info.run_id})
+        assert len(children) == 1
