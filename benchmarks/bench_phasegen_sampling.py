@@ -19,7 +19,8 @@ import torch
 
 from phaselab.generators.phasegen import PhaseGenPhaseSource
 from phaselab.generators.phasegen.diffusion import sampling_timesteps
-from phaselab.generators.phasegen.unet import PAPER_FEATURES, count_parameters
+from phaselab.generators.phasegen.unet import PAPER_FEATURES
+from phaselab.nn.complex_layers import count_parameters
 
 NETS = {
     "tiny": {"features": (8, 16), "blocks": 1, "time_dim": 32},

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import posixpath
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,11 +21,13 @@ from typing import Any, TypeVar
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import mlflow  # noqa: E402
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 log = logging.getLogger(__name__)
+# "Creating initial MLflow database tables..." on every new database is not news for a user
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 T = TypeVar("T")
 
 SWEEP_KEY = "phaselab.sweep_key"
@@ -32,6 +35,10 @@ TRIAL_KEY = "phaselab.trial_key"
 ROLE = "phaselab.role"
 PARENT = "mlflow.parentRunId"
 ERROR = "phaselab.error"  # why a run ended FAILED/KILLED; removed when the run is resumed
+LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # MLflow's own tag listing a run's table artifacts
+NOTE = "mlflow.note.content"  # a run's (or experiment's) description in the MLflow UI
+# The UI opens an experiment on its GenAI "Overview" unless it is tagged as model training
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # MLflow error codes that a retry cannot change (a missing or existing resource, a bad request)
 PERMANENT_ERRORS = (
     "RESOURCE_DOES_NOT_EXIST",
@@ -77,14 +84,24 @@ class Tracker:
         if found is not None:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
+            if found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+                with_retries(lambda: self.client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND))
             return found.experiment_id
         # A tracking server stores artifacts where it was told (--artifacts-destination), via its proxy.
         served = self.uri.startswith(("http://", "https://"))
         location = Path(artifact_root).resolve().as_uri() if artifact_root and not served else None
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(
+                name, artifact_location=location, tags=dict([EXPERIMENT_KIND])
+            )
         except MlflowException:  # created concurrently by another process
             return self.client.get_experiment_by_name(name).experiment_id
+
+    def describe_experiment(self, text: str) -> None:
+        """The experiment's description (the UI shows it above the runs), set once."""
+        found = with_retries(lambda: self.client.get_experiment(self.experiment_id))
+        if NOTE not in found.tags:
+            with_retries(lambda: self.client.set_experiment_tag(self.experiment_id, NOTE, text))
 
     # runs --------------------------------------------------------------------------------------
     def find_runs(self, tags: dict[str, str]) -> list[Any]:
@@ -104,9 +121,10 @@ class Tracker:
         run = with_retries(lambda: self.client.create_run(self.experiment_id, tags=all_tags, run_name=name))
         return run.info.run_id, False
 
-    def child_runs(self, parent_id: str) -> dict[str, Any]:
-        """Trial key -> newest child run of the parent (deleted runs are not returned by search)."""
-        runs = self.find_runs({PARENT: parent_id})
+    def child_runs(self, parent_id: str, role: str | None = "trial") -> dict[str, Any]:
+        """Trial key -> newest child run of the parent with that ``phaselab.role`` (None: any role);
+        deleted runs are not returned by search."""
+        runs = self.find_runs({PARENT: parent_id, **({ROLE: role} if role else {})})
         by_key: dict[str, Any] = {}
         for run in sorted(runs, key=lambda r: r.info.start_time or 0):
             key = run.data.tags.get(TRIAL_KEY)
@@ -160,6 +178,17 @@ class Tracker:
         if fresh:
             with_retries(lambda: self.client.log_batch(run_id, params=fresh))
 
+    def describe_run(self, run_id: str, text: str) -> None:
+        """The run's description (``mlflow.note.content``, the UI's "Description")."""
+        self.set_tags(run_id, {NOTE: text})
+
+    def log_dataset(self, run_id: str, name: str, digest: str, source: str, context: str) -> None:
+        """A dataset the run used (the UI's "Datasets" column): a split of phase-source k-space, its
+        content digest, where it lies, and ``context`` (training / validation / test)."""
+        dataset = Dataset(name=name, digest=digest[:36], source_type="local", source=source)
+        inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])]
+        with_retries(lambda: self.client.log_inputs(run_id, datasets=inputs))
+
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
         with_retries(lambda: self.client.log_batch(run_id, tags=batch))
@@ -189,6 +218,9 @@ class Tracker:
     def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         with_retries(lambda: self.client.log_artifact(run_id, str(path), artifact_path))
 
+    def log_artifacts(self, run_id: str, folder: str | Path, artifact_path: str | None = None) -> None:
+        with_retries(lambda: self.client.log_artifacts(run_id, str(folder), artifact_path))
+
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         with_retries(lambda: self.client.log_text(run_id, text, artifact_file))
 
@@ -196,10 +228,22 @@ class Tracker:
         with_retries(lambda: self.client.log_dict(run_id, data, artifact_file))
 
     def log_table(self, run_id: str, rows: Iterable[dict[str, Any]], artifact_file: str) -> None:
+        """A table artifact in MLflow's format (the UI renders it), *replacing* an earlier one of that name:
+        MlflowClient.log_table appends to an existing file, so every refresh of a grid (and every rerun
+        of a finished sweep) would add its rows again."""
         import pandas as pd
 
         frame = pd.DataFrame(list(rows))
-        with_retries(lambda: self.client.log_table(run_id, data=frame, artifact_file=artifact_file))
+        folder, name = posixpath.split(artifact_file)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            frame.to_json(path, orient="split", index=False, date_format="iso")
+            self.log_artifact(run_id, path, folder or None)
+        run = with_retries(lambda: self.client.get_run(run_id))
+        logged = json.loads(run.data.tags.get(LOGGED_ARTIFACTS, "[]"))
+        if {"path": artifact_file, "type": "table"} not in logged:  # how the UI knows it is a table
+            logged.append({"path": artifact_file, "type": "table"})
+            self.set_tags(run_id, {LOGGED_ARTIFACTS: json.dumps(logged)})
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         with_retries(lambda: self.client.log_figure(run_id, figure, artifact_file))
@@ -210,3 +254,14 @@ class Tracker:
                 run_id=run_id, artifact_path=artifact_file, dst_path=tmp, tracking_uri=self.uri
             )
             return json.loads(Path(local).read_text())
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys (``data.fractions.genTrain``): params the UI can show and compare,
+    not the Python repr of a dict."""
+    if isinstance(data, dict) and data:
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: data}

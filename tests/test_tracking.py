@@ -1,5 +1,6 @@
 """phaselab.tracking on a real SQLite MLflow: parent and child runs, idempotent logging, failures, retries."""
 
+import json
 import time
 
 import pytest
@@ -244,3 +245,12 @@ def test_bad_requests_are_not_retried():
     with pytest.raises(MlflowException):
         with_retries(bad_request, attempts=4, delay=0)
     assert len(calls) == 1
+
+
+def test_log_table_replaces_an_earlier_table_of_the_same_name(tracker):
+    parent, _ = tracker.parent_run("table", "table")
+    tracker.log_table(parent, [{"a": 1}, {"a": 2}], "grid/rows.json")
+    tracker.log_table(parent, [{"a": 3}], "grid/rows.json")  # a refresh, or a rerun of a finished sweep
+    assert tracker.load_json_artifact(parent, "grid/rows.json") == {"columns": ["a"], "data": [[3]]}
+    tags = tracker.client.get_run(parent).data.tags
+    assert json.loads(tags["mlflow.loggedArtifacts"]) == [{"path": "grid/rows.json", "type": "table"}]

@@ -41,6 +41,7 @@ def run_guarded(command: Command, args: argparse.Namespace) -> int:
     """Run a command; expected failures become one line on stderr and an exit status, not a traceback."""
     from phaselab.config import ConfigError
     from phaselab.data.errors import DataError
+    from phaselab.generators.realism import UnrealisticGenerator
 
     try:
         return command.run(args)
@@ -48,6 +49,8 @@ def run_guarded(command: Command, args: argparse.Namespace) -> int:
         print(f"config error: {err}", file=sys.stderr)
     except DataError as err:
         print(f"data error: {err}", file=sys.stderr)
+    except UnrealisticGenerator as err:
+        print(f"error: {err}", file=sys.stderr)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
     except KeyboardInterrupt:

@@ -68,9 +68,40 @@ def print_dry_run(config: SweepConfig, what: str, items: list[dict[str, Any]]) -
     print("# resolved config")
     print(dump_yaml(config))
     print(f"# data: {describe_data_source(config.data)}")
+    for line in describe_generators(config):
+        print(line)
     print(f"# {what}")
     for item in items:
         print("  " + "  ".join(f"{k}={v}" for k, v in item.items()))
+
+
+def describe_generators(config: SweepConfig) -> list[str]:
+    """What each learned source of the grid will be: its recipe, resolved training and model settings
+    (lengths in epochs of genTrain), and where phaselab departs from the paper."""
+    from phaselab.config import GeneratorConfig, generator_settings
+    from phaselab.generators import phase_source_class
+    from phaselab.generators.recipes import get_recipe
+
+    lines = []
+    for name in config.grid.sources:
+        if not phase_source_class(name).requires_training:
+            continue
+        gen = config.generators.get(name) or GeneratorConfig()
+        if gen.checkpoint or gen.registered:
+            lines.append(
+                f"# generator {name}: {'file ' + gen.checkpoint if gen.checkpoint else gen.registered}"
+            )
+            continue
+        model, train = generator_settings(name, gen)
+        recipe = get_recipe(gen.recipe) if gen.recipe else None
+        lines.append(f"# generator {name}: recipe {gen.recipe or '(none: the generic defaults)'}")
+        if recipe is not None:
+            lines.append(f"#   published: {recipe.reference}")
+        lines.append("#   train: " + ", ".join(f"{k}={v}" for k, v in train.items()))
+        lines.append("#   model: " + ", ".join(f"{k}={v}" for k, v in model.items()))
+        for key, why in recipe.deviations.items() if recipe else ():
+            lines.append(f"#   deviation {key}: {why}")
+    return lines
 
 
 def mlflow_ui_hint(tracking_uri: str) -> str:

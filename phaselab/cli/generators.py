@@ -37,6 +37,8 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     result = train_generator_for_sweep(config, name)
     print(f"generator saved to {result.checkpoint}; registered in MLflow as {result.model_name}")
+    if not result.realism.realistic:  # said loudly during the run too; the grid will refuse it
+        print(f"WARNING !!! {result.realism.summary()}")
     print(f"  browse: {mlflow_ui_hint(result.tracking_uri)}")
     return 0
 
@@ -52,7 +54,8 @@ def _tune(args: argparse.Namespace) -> int:
         print_dry_run(config, f"search: {args.samples} Optuna trials of {name} on genVal over", [space])
         return 0
     result = run_generator_search(config, name, num_samples=args.samples)
-    print(f"best val_loss {result.best_val_loss:.4g} with {result.best_params}")
+    print(f"best realism score {result.best_score:.4g} (< 1: closer to the acquired phase than smooth)")
+    print(f"  with {result.best_params}")
     print(f"registered as phaselab-{name} v{result.registered_version} ({result.checkpoint})")
     version = f"phaselab-{name}/{result.registered_version}"
     print(f"use it in the grid: --set generators.{name}.registered={version}")

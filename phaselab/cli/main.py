@@ -24,6 +24,7 @@ Each command's --help lists its options; sweeps/*.py run the same commands as sc
 COMMANDS: tuple[Command, ...] = (
     sweeps.GRID,
     sweeps.TUNE_VARNET,
+    sweeps.EVALUATE_PHASE,
     generators.TRAIN_GENERATOR,
     generators.TUNE_GENERATOR,
     synthesize.SYNTHESIZE,

@@ -25,7 +25,11 @@ def _grid(args: argparse.Namespace) -> int:
         return 0
     result = run_recon_grid(config)
     print()
-    print(format_grid(aggregate(result.rows), "ssim"))
+    print(format_grid(aggregate([r for r in result.rows if "real_fraction" not in r["cell"]]), "ssim"))
+    if config.grid.real_fraction:
+        from phaselab.orchestration.mixing_report import format_mixing_table, mixing_table
+
+        print(format_mixing_table(mixing_table(result.rows, config.grid.real_fraction)))
     print(
         f"sweep finished in {result.seconds:.0f}s ({len(result.rows)} of {len(cells)} trials; "
         f"trials trained for {result.trial_seconds:.0f}s in total)"
@@ -53,6 +57,34 @@ def _tune_varnet(args: argparse.Namespace) -> int:
     print(f"use them in the grid: phaselab grid {overrides}")
     print(f"MLflow parent run {result.parent_run_id}")
     return 0
+
+
+def _evaluate_phase(args: argparse.Namespace) -> int:
+    from phaselab.orchestration.phase_eval import format_phase_table, run_phase_evaluation
+
+    if args.fid_weights:
+        args.overrides.append(f"evaluation.fid_weights={args.fid_weights}")
+    config = config_from_args(args)
+    sources = args.sources.split(",") if args.sources else list(config.grid.sources)
+    if args.dry_run:
+        what = f"phase metrics of {', '.join(sources)} on recTrain against the acquired phase"
+        print_dry_run(config, what, [{"source": s} for s in sources])
+        return 0
+    rows, parent_id, uri = run_phase_evaluation(config, sources, print)
+    print()
+    print("distance from the acquired phase on recTrain (lower is closer; 95% bootstrap interval)")
+    print(format_phase_table(rows))
+    print(f"MLflow parent run {parent_id}: phase_metrics/table.md, phase_metrics/distances.png")
+    print(f"  browse: {mlflow_ui_hint(uri)}")
+    return 0
+
+
+def _evaluate_phase_arguments(parser: argparse.ArgumentParser) -> None:
+    add_sweep_arguments(parser)
+    parser.add_argument(
+        "--sources", help="comma-separated phase sources (default: the config's grid.sources)"
+    )
+    parser.add_argument("--fid-weights", help="local Inception weights file for FID (nothing is downloaded)")
 
 
 def _grid_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,5 +116,16 @@ TUNE_VARNET = Command(
     "ASHA stops lagging trials); prints the --set line for the grid. Rerunning resumes the search.",
     _tune_varnet_arguments,
     _tune_varnet,
+    SMALL_RUNS,
+)
+EVALUATE_PHASE = Command(
+    "evaluate-phase",
+    "score each phase source's samples against the acquired phase (weight-free distances, FID)",
+    "For each phase source, synthesize (or find) its recTrain phase and measure how far it is from the\n"
+    "acquired phase: Frechet and kernel distances of random-network features, Wasserstein distances of\n"
+    "phase gradients and of phase, the distance of power spectra, the paired phase error, and FID with\n"
+    "--fid-weights. Learned generators are trained (or taken from the registry) first.",
+    _evaluate_phase_arguments,
+    _evaluate_phase,
     SMALL_RUNS,
 )

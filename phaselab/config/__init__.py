@@ -3,6 +3,7 @@
 from phaselab.config.loading import (
     dump_yaml,
     from_dict,
+    generator_settings,
     load_config,
     parse_override,
     preset_names,
@@ -10,10 +11,13 @@ from phaselab.config.loading import (
     validate,
 )
 from phaselab.config.schema import (
+    ComplexUNetModelConfig,
     ConfigError,
     DataConfig,
+    EvaluationConfig,
     GeneratorConfig,
     GridConfig,
+    ReconConfig,
     ResourcesConfig,
     SchedulerConfig,
     SweepConfig,
@@ -23,10 +27,13 @@ from phaselab.config.schema import (
 )
 
 __all__ = [
+    "ComplexUNetModelConfig",
     "ConfigError",
     "DataConfig",
+    "EvaluationConfig",
     "GeneratorConfig",
     "GridConfig",
+    "ReconConfig",
     "ResourcesConfig",
     "SchedulerConfig",
     "SweepConfig",
@@ -35,6 +42,7 @@ __all__ = [
     "VarNetModelConfig",
     "dump_yaml",
     "from_dict",
+    "generator_settings",
     "load_config",
     "parse_override",
     "preset_names",

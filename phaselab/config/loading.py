@@ -45,7 +45,15 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return {str(k): _check_type(v, args[1], f"{key}.{k}") for k, v in value.items()}
+        checked = {}
+        for k, v in value.items():
+            if args[0] is int:  # e.g. {4: 0.08} keyed by acceleration; YAML gives ints, --set may give str
+                try:
+                    k = int(k)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"{key}: key {k!r} is not an integer") from None
+            checked[k if args[0] is int else str(k)] = _check_type(v, args[1], f"{key}.{k}")
+        return checked
     if dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, key)
     if annotation is bool:
@@ -104,9 +112,11 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; anything else, and an empty mapping (``--set grid.num_acs_at={}``
+    clears it), replaces."""
     merged = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if isinstance(value, dict) and value and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value
@@ -200,6 +210,33 @@ def validate(config: SweepConfig) -> None:
     )
     need(all(a >= 1 for a in g.accelerations), "grid.accelerations", "must be >= 1")
     need(all(0 < n < d.size for n in g.num_acs), "grid.num_acs", f"must be in (0, data.size={d.size})")
+    if g.mask == "equispaced":
+        need(not g.center_fractions, "grid.center_fractions", "only for mask random/equispaced_fraction")
+        for accel, allowed in g.num_acs_at.items():
+            need(
+                accel in g.accelerations,
+                f"grid.num_acs_at.{accel}",
+                f"R={accel} is not in grid.accelerations",
+            )
+            need(
+                set(allowed) <= set(g.num_acs),
+                f"grid.num_acs_at.{accel}",
+                f"{allowed} not all in grid.num_acs",
+            )
+    else:
+        missing = [a for a in g.accelerations if a not in g.center_fractions]
+        need(not missing, "grid.center_fractions", f"mask {g.mask!r} needs a centre fraction for R={missing}")
+        need(all(0 < f < 1 for f in g.center_fractions.values()), "grid.center_fractions", "in (0, 1)")
+        need(not g.num_acs_at, "grid.num_acs_at", "only for mask equispaced (nACS)")
+    need(all(0 <= p <= 1 for p in g.real_fraction), "grid.real_fraction", "fractions must be in [0, 1]")
+    need(not g.real_only or g.real_fraction, "grid.real_only", "needs grid.real_fraction")
+    need(
+        not config.scheduler.asha,
+        "scheduler.asha",
+        "ASHA cannot run on the grid: it would stop R=6 trials for lagging R=2 ones (a harder problem, "
+        "not a worse model), and a rerun would train the stopped cells again. It runs in the searches "
+        "(phaselab tune-varnet / tune-generator), on one cell at a time",
+    )
     need(t.lr > 0, "train.lr", "must be > 0")
     need(t.steps >= 1 and t.eval_every >= 1, "train.steps", "steps and eval_every must be >= 1")
     need(t.batch_size >= 1, "train.batch_size", "must be >= 1")
@@ -214,7 +251,45 @@ def validate(config: SweepConfig) -> None:
     need(
         config.varnet.cascades >= 1 and config.varnet.pools >= 1, "varnet", "cascades and pools must be >= 1"
     )
+    u = config.complex_unet
+    need(0.0 <= u.dropout < 1.0, "complex_unet.dropout", f"must be in [0, 1), got {u.dropout}")
+    need(0.0 < t.lr_gamma <= 1.0, "train.lr_gamma", f"must be in (0, 1], got {t.lr_gamma}")
+    need(t.weight_decay is None or t.weight_decay >= 0, "train.weight_decay", "must be >= 0 (or null)")
+    unknown = sorted(set(config.complex_unet.train) - {f.name for f in dataclasses.fields(config.train)})
+    need(not unknown, "complex_unet.train", f"unknown training key(s) {unknown}")
+    e = config.evaluation
+    need(e.bootstrap == 0 or e.bootstrap >= 2, "evaluation.bootstrap", f"0 or >= 2, got {e.bootstrap}")
+    need(e.max_slices is None or e.max_slices >= 2, "evaluation.max_slices", "must be >= 2")
+    need(e.realism_slices >= 2, "evaluation.realism_slices", "must be >= 2")
+    for name, gen in config.generators.items():
+        need(name in known, f"generators.{name}", f"unknown phase source; known: {sorted(known)}")
+        need(
+            not (gen.registered and gen.checkpoint),
+            f"generators.{name}",
+            "set registered or checkpoint, not both",
+        )
+        try:
+            generator_settings(name, gen)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"generators.{name}: {err}") from None
 
 
 def dump_yaml(config: SweepConfig) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def generator_settings(name: str, gen: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The model keywords and GeneratorTrainConfig fields of a generator: its recipe, then the preset's
+    own ``model`` / ``train`` keys on top. ValueError / TypeError on an unknown recipe or key."""
+    from phaselab.generators.recipes import get_recipe
+    from phaselab.generators.training import GeneratorTrainConfig
+
+    model, train = dict(gen.model), dict(gen.train)
+    if gen.recipe is not None:
+        recipe = get_recipe(gen.recipe)
+        if recipe.generator != name:
+            raise ValueError(f"recipe {gen.recipe!r} is for {recipe.generator!r}, not {name!r}")
+        model = {**recipe.model, **model}
+        train = recipe.train_config(train)
+    GeneratorTrainConfig(**train)  # unknown keys fail here
+    return model, train

@@ -169,5 +169,16 @@ def read_magnitude_and_phase(path: str | Path) -> tuple[torch.Tensor, torch.Tens
     return image.abs().float(), torch.angle(image).float()
 
 
+def count_slices(paths: list[str | Path]) -> int:
+    """Slices in prepared volumes, from the k-space shapes alone (nothing is loaded)."""
+    import h5py
+
+    total = 0
+    for path in paths:
+        with h5py.File(path, "r") as hf:
+            total += int(hf["kspace"].shape[0])
+    return total
+
+
 def load_manifest(prepared: PreparedDataset) -> SplitManifest:
     return SplitManifest.from_json(prepared.manifest_path)

@@ -35,6 +35,7 @@ class PhaseSource(ABC):
 
     name: str = ""  # set by @register_phase_source
     requires_training: bool = False
+    stochastic: bool = True  # False: every seed gives the same phase (gt, zero), so one draw serves all
 
     def __init__(self, **config: Any):
         self.config: dict[str, Any] = dict(config)

@@ -18,6 +18,8 @@ from phaselab.mri.phase import wrap_phase
 class AcquiredPhase(PhaseSource):
     """The acquired phase: the oracle upper bound. Needs ``true_phase``."""
 
+    stochastic = False
+
     def sample(
         self, magnitude: torch.Tensor, *, seed: SliceSeed, true_phase: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -34,6 +36,8 @@ class AcquiredPhase(PhaseSource):
 @register_phase_source("zero")
 class ZeroPhase(PhaseSource):
     """Phase 0: what the FFT of a magnitude image amounts to."""
+
+    stochastic = False
 
     def sample(
         self, magnitude: torch.Tensor, *, seed: SliceSeed, true_phase: torch.Tensor | None = None

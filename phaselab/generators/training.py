@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from phaselab.data.batching import batch_indices
+from phaselab.data.batching import batch_indices, epochs_to_steps, steps_per_epoch
 from phaselab.generators.trained import PhaseBatch, TrainedPhaseSource, normalize_magnitude
 
 
@@ -29,6 +29,9 @@ class PhasePairs(NamedTuple):
 
 @dataclass
 class GeneratorTrainConfig:
+    """Training of one generator. Lengths can be given in epochs of the training split (``epochs``,
+    ``eval_every_epochs``, ``patience_epochs``), which then set ``steps`` and ``eval_every``."""
+
     steps: int = 1000
     batch_size: int = 8
     lr: float = 1e-4
@@ -42,6 +45,26 @@ class GeneratorTrainConfig:
     val_batches: int = 4
     seed: int = 0
     device: str = "auto"
+    epochs: float | None = None  # passes over the training slices; sets steps
+    eval_every_epochs: float | None = None  # sets eval_every
+    # early stopping: stop when the validation loss has not improved for this many epochs (PhaseGen: 30)
+    patience_epochs: float | None = None
+
+
+def resolve_lengths(cfg: GeneratorTrainConfig, num_items: int) -> GeneratorTrainConfig:
+    """``steps`` and ``eval_every`` from the epoch-based fields, for ``num_items`` training slices."""
+    updates = {}
+    if cfg.epochs is not None:
+        updates["steps"] = epochs_to_steps(cfg.epochs, num_items, cfg.batch_size)
+    if cfg.eval_every_epochs is not None:
+        updates["eval_every"] = epochs_to_steps(cfg.eval_every_epochs, num_items, cfg.batch_size)
+    return replace(cfg, **updates) if updates else cfg
+
+
+def patience_steps(cfg: GeneratorTrainConfig, num_items: int) -> int | None:
+    if cfg.patience_epochs is None:
+        return None
+    return epochs_to_steps(cfg.patience_epochs, num_items, cfg.batch_size)
 
 
 @dataclass
@@ -137,6 +160,8 @@ def train_generator(
     continue via ``resume=``: the same data order and learning rates follow, since both depend only on
     (seed, step).
     """
+    cfg = resolve_lengths(cfg, train.magnitude.shape[0])
+    patience = patience_steps(cfg, train.magnitude.shape[0])
     rank, world = _distributed()
     device = pick_device(cfg.device)
     if device.type == "cuda" and world > 1:
@@ -144,13 +169,14 @@ def train_generator(
     source.prepare_training(train.magnitude, train.phase)
     source.to(device)
     optimizers = source.configure_optimizers(cfg.lr)
-    start_step, best_val, best_state, history = 0, math.inf, None, []
+    start_step, best_val, best_state, history, best_step = 0, math.inf, None, [], 0
     if resume is not None:
         source.load_state_dict(resume["state"])
         for name, opt in optimizers.items():
             opt.load_state_dict(resume["optimizers"][name])
         start_step, best_val = int(resume["step"]), float(resume["best_val_loss"])
         best_state, history = resume.get("best_state"), list(resume.get("history", []))
+        best_step = int(resume.get("best_step", start_step))
     if world > 1:
         source.networks = {
             k: nn.parallel.DistributedDataParallel(
@@ -162,7 +188,7 @@ def train_generator(
     source.trained_size = int(train.magnitude.shape[-1])
     source.train_mode(True)
     num = train.magnitude.shape[0]
-    epoch_steps = max(1, num // cfg.batch_size)
+    epoch_steps = steps_per_epoch(num, cfg.batch_size)
     torch_gen = torch.Generator(device)
     running: dict[str, float] = {}
     count = 0
@@ -193,7 +219,10 @@ def train_generator(
             history.append(metrics)
             val_loss = metrics.get("val_loss", metrics.get("train_loss", math.inf))
             if val_loss < best_val:
-                best_val, best_state = val_loss, source.state_dict()
+                best_val, best_state, best_step = val_loss, source.state_dict(), done
+            stop = patience is not None and done - best_step >= patience and done < cfg.steps
+            if stop:
+                metrics["stopped_early"] = 1.0
             if log:
                 elapsed = time.perf_counter() - began
                 left = elapsed / max(1, done - start_step) * (cfg.steps - done)
@@ -206,12 +235,17 @@ def train_generator(
                     "state": source.state_dict(),
                     "best_val_loss": best_val,
                     "best_state": best_state,
+                    "best_step": best_step,
                     "history": history,
                     "config": asdict(cfg),
                     "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                 }
             if report is not None:
                 report(metrics, checkpoint)
+            if stop:  # every rank sees the same (all-reduced) validation loss, so all stop together
+                if log:
+                    log(f"early stop at step {done}: no better validation loss since step {best_step}")
+                break
     if world > 1:
         source.networks = {k: m.module for k, m in source.networks.items()}
     return GeneratorTrainResult(

@@ -82,12 +82,13 @@ def _draw_single_choice(rng: np.random.RandomState) -> None:
 
 
 def equispaced_mask(
-    width: int, acceleration: int, num_acs: int, offset: int | None = None, seed: int | None = None
+    width: int, acceleration: int, num_acs: int, offset: int | None = None, seed: Seed = None
 ) -> Mask:
     """Exactly ``num_acs`` centre columns plus every ``acceleration``-th column from ``offset``.
 
     This is the studies' mask: the centre block is fixed in size, so the effective acceleration is
-    below the nominal one; both are reported. ``offset`` is drawn from ``default_rng(seed)`` when None.
+    below the nominal one; both are reported. ``offset`` is drawn from ``default_rng(seed)`` when None
+    (``seed`` an int or a sequence of ints).
     """
     width = _width_of(width)
     if acceleration < 1 or int(acceleration) != acceleration:
@@ -180,8 +181,6 @@ def mask_from_name(
     if kind == "equispaced":
         if num_acs is None or center_fraction is not None:
             raise ValueError("mask 'equispaced' needs num_acs (and no center_fraction)")
-        if seed is not None and not isinstance(seed, int | np.integer):
-            raise ValueError(f"mask 'equispaced' takes an int seed, got {seed!r}")
         return equispaced_mask(_width_of(shape), acceleration, num_acs, offset=offset, seed=seed)
     if center_fraction is None or num_acs is not None:
         raise ValueError(f"mask {kind!r} needs center_fraction (and no num_acs)")
@@ -190,6 +189,32 @@ def mask_from_name(
             raise ValueError("mask 'random' takes no offset")
         return random_mask(shape, center_fraction, acceleration, seed)
     return equispaced_fraction_mask(shape, center_fraction, acceleration, seed, offset=offset)
+
+
+def volume_seed(volume_name: str) -> tuple[int, ...]:
+    """fastMRI's fixed validation mask seed of a volume: the code points of its file name."""
+    return tuple(map(ord, volume_name))
+
+
+def volume_mask(
+    kind: str,
+    width: int,
+    acceleration: int,
+    volume_name: str,
+    *,
+    num_acs: int | None = None,
+    center_fraction: float | None = None,
+) -> Mask:
+    """The fixed test mask of one volume, seeded by its file name as fastMRI's validation does: every
+    model is tested on the same sampling of a volume, and the volumes do not all share one offset."""
+    return mask_from_name(
+        kind,
+        width,
+        acceleration,
+        num_acs=num_acs,
+        center_fraction=center_fraction,
+        seed=volume_seed(volume_name),
+    )
 
 
 def apply_mask(kspace: torch.Tensor, mask: Mask | torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Image-quality metrics in the fastMRI convention (SSIM, PSNR, NMSE, NRMSE) and weight-free phase statistics.
+"""Image-quality metrics in the fastMRI convention (SSIM, PSNR, NMSE, NRMSE), PhaseGen's MSE, and weight-free
+phase statistics.
 
 Volumes are real arrays (S, H, W); a single image (H, W) counts as one slice.
 """
@@ -93,6 +94,29 @@ def nmse(gt, pred) -> float:
 def nrmse(gt, pred) -> float:
     """||pred - gt|| / ||gt|| over the volume (the number printed on the studies' error maps)."""
     return float(np.sqrt(nmse(gt, pred)))
+
+
+def mse_per_slice(gt, pred) -> np.ndarray:
+    """PhaseGen's MSE of each slice: ``mean((gt - pred)^2) / (max(gt) - min(gt))^2`` over the slice.
+
+    The study scales every target slice to [0, 1] by its own minimum and maximum and trains the network
+    to output in those units, so its MSE is the squared error after that affine map, applied to target
+    and prediction alike (the shift cancels, the scale does not). Unitless, unlike PSNR's data range
+    (the volume maximum). A constant target slice has no range: its value is NaN.
+    """
+    gt, pred = _volume_pair(gt, pred)
+    value_range = gt.max(axis=(-2, -1)) - gt.min(axis=(-2, -1))
+    squared = np.mean((gt - pred) ** 2, axis=(-2, -1))
+    safe = np.where(value_range > 0, value_range, 1.0)
+    return np.where(value_range > 0, squared / safe**2, np.nan)
+
+
+def mse(gt, pred) -> float:
+    """PhaseGen's reported MSE: :func:`mse_per_slice` averaged over the slices that have a range (NaN if
+    none has)."""
+    per_slice = mse_per_slice(gt, pred)
+    valid = per_slice[~np.isnan(per_slice)]
+    return float(valid.mean()) if valid.size else float("nan")
 
 
 def ssim_torch(gt: torch.Tensor, pred: torch.Tensor, data_range: float | torch.Tensor) -> torch.Tensor:

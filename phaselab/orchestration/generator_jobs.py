@@ -145,47 +145,6 @@ def train_generator_distributed(
     return Path(job.output)
 
 
-def register_generator(
-    tracker, run_id: str, checkpoint: str | Path, model_name: str, tags: dict[str, str] | None = None
-) -> str:
-    """Log a saved phase source as an artifact of ``run_id`` and register it; returns the version."""
-    from phaselab.tracking import with_retries
-
-    client = tracker.client
-    tracker.log_artifact(run_id, checkpoint, "generator")
-    try:
-        with_retries(lambda: client.create_registered_model(model_name))
-    except Exception as err:  # already registered
-        if "RESOURCE_ALREADY_EXISTS" not in str(err) and "already exists" not in str(err):
-            raise
-    source = f"{client.get_run(run_id).info.artifact_uri}/generator"
-    version = with_retries(lambda: client.create_model_version(model_name, source, run_id=run_id, tags=tags))
-    return str(version.version)
-
-
-def download_registered_generator(
-    tracker, model_name: str, version: str | None = None, dst: str | Path | None = None
-) -> Path:
-    """The saved phase source of a registered version (newest when ``version`` is None)."""
-    import mlflow
-
-    client = tracker.client
-    if version is None:
-        versions = client.search_model_versions(f"name = '{model_name}'")
-        if not versions:
-            raise ValueError(f"no registered versions of generator model {model_name!r}")
-        version = str(max(int(v.version) for v in versions))
-    model_version = client.get_model_version(model_name, version)
-    dst = Path(dst or tempfile.mkdtemp(prefix="phaselab-generator-"))
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=model_version.source, dst_path=str(dst), tracking_uri=tracker.uri
-    )
-    files = sorted(Path(local).glob("*.pt"))
-    if not files:
-        raise ValueError(f"registered generator {model_name} v{version} holds no .pt checkpoint")
-    return files[0]
-
-
 def train_generator_tracked(
     job: GeneratorJob,
     tracker,
@@ -234,6 +193,8 @@ def train_generator_tracked(
         tracking=(tracker.uri, tracker.experiment_name, run_id),
     )
     tracker.log_metrics(run_id, {"train_seconds": time.perf_counter() - start}, 0)
+    from phaselab.orchestration.generator_registry import register_generator
+
     version = register_generator(
         tracker, run_id, job.output, model_name or f"phaselab-{job.name}", tags={"phaselab.job_key": key}
     )

@@ -1,8 +1,12 @@
 """Generator hyperparameter search on genVal: Ray Tune + Optuna + ASHA, best model into the registry.
 
-Diffusion models are scored by their denoising loss at fixed noise levels, the GAN by its L1 (the
-studies' choices); both are each generator's ``val_loss``. Keys of a search space are ``model.<key>``
-(constructor keywords of the phase source) or ``train.<key>`` (GeneratorTrainConfig fields).
+Trials are ranked by the quality of their samples, not by a loss: at every evaluation a trial samples
+genVal and scores it against the acquired phase next to the ``smooth`` baseline
+(``phaselab.generators.realism``; ``realism_score`` < 1 is closer than smooth), as the first study
+selected "by the MSE score and visual inspection of the samples generated on genVal". A loss would
+not do: the denoising loss at a fixed t falls as sigma_max grows whatever the samples look like. Each
+trial's losses are still logged. Keys of a search space are ``model.<key>`` (constructor keywords of
+the phase source) or ``train.<key>`` (GeneratorTrainConfig fields).
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from typing import Any
 
 import torch
 
-from phaselab.config import GeneratorConfig, SweepConfig
+from phaselab.config import SweepConfig
 from phaselab.content_key import config_hash
-from phaselab.orchestration.generator_jobs import GeneratorJob, load_phase_pairs, register_generator
+from phaselab.data.prepare import count_slices
+from phaselab.generators.training import GeneratorTrainConfig, resolve_lengths
+from phaselab.orchestration.generator_jobs import GeneratorJob, load_phase_pairs
+from phaselab.orchestration.generator_registry import register_generator, set_champion
 from phaselab.orchestration.generator_runs import generator_job
 from phaselab.orchestration.search import (
     SearchSettings,
@@ -66,11 +73,20 @@ def apply_params(job: GeneratorJob, params: dict[str, Any]) -> GeneratorJob:
     return dataclasses.replace(job, model_config=model, train_config=train)
 
 
+def _short(params: dict[str, Any]) -> str:
+    """``lr=0.0003,nf=32``: a run name that shows what the trial tried."""
+    shown = [f"{k.partition('.')[2]}={v:.2g}" if isinstance(v, float) else f"{k.partition('.')[2]}={v}"
+             for k, v in sorted(params.items())]  # fmt: skip
+    return ",".join(shown)
+
+
 def generator_trial(config: dict[str, Any]) -> None:
-    """Tune trainable: one generator trained in this process, reporting val_loss each evaluation."""
+    """Tune trainable: one generator trained in this process; at every evaluation it samples genVal and
+    reports ``realism_score`` (and its losses); the best-scoring state is saved as it improves."""
     from ray import tune
 
     from phaselab.generators import create_phase_source
+    from phaselab.generators.realism import check_realism
     from phaselab.generators.training import GeneratorTrainConfig, train_generator
     from phaselab.tracking import Tracker
 
@@ -81,46 +97,45 @@ def generator_trial(config: dict[str, Any]) -> None:
     trial_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(base["torch_threads"])
     tracker = Tracker(base["tracking_uri"], base["experiment"])
-    tags = {
-        "mlflow.parentRunId": base["parent_id"],
-        "phaselab.role": "generator-trial",
-        "phaselab.generator": job.name,
-    }
-    run_id = tracker.client.create_run(
-        tracker.experiment_id, tags=tags, run_name=f"{job.name}-trial"
-    ).info.run_id
-    tracker.log_params(run_id, params)
+    tags = {"phaselab.role": "generator-trial", "phaselab.generator": job.name}
+    run_id = tracker.start_child(base["parent_id"], config_hash(params), f"{job.name}-{_short(params)}", tags)
+    with tracker.closed_on_error(run_id):  # a trial that raises leaves its run FAILED, not RUNNING
+        tracker.log_params(run_id, params)
+        source = create_phase_source(job.name, **job.model_config)
+        val = load_phase_pairs(job.val_files)
+        output = trial_dir / f"{job.name}.pt"
+        best = {"score": float("inf")}
 
-    source = create_phase_source(job.name, **job.model_config)
-    output = trial_dir / f"{job.name}.pt"
-    best = {"val_loss": float("inf")}
+        def report(metrics: dict[str, float], checkpoint: dict[str, Any] | None) -> None:
+            realism = check_realism(source, val.magnitude, val.phase, max_slices=base["realism_slices"])
+            metrics = {**metrics, **realism.as_metrics()}
+            tracker.log_metrics(
+                run_id, {k: v for k, v in metrics.items() if k != "step"}, int(metrics["step"])
+            )
+            if checkpoint is not None and realism.score < best["score"]:
+                # Saved as it improves: ASHA may stop this trial at any evaluation.
+                best["score"] = realism.score
+                payload = {"name": job.name, "config": source.config, "state_dict": checkpoint["state"]}
+                tmp = output.with_suffix(".pt.tmp")
+                torch.save(payload, tmp)
+                tmp.replace(output)
+            tune.report(metrics)
 
-    def report(metrics: dict[str, float], checkpoint: dict[str, Any] | None) -> None:
-        tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if k != "step"}, int(metrics["step"]))
-        if checkpoint is not None and checkpoint["best_val_loss"] < best["val_loss"]:
-            # Saved as it improves: ASHA may stop this trial at any evaluation.
-            best["val_loss"] = checkpoint["best_val_loss"]
-            payload = {"name": job.name, "config": source.config, "state_dict": checkpoint["best_state"]}
-            tmp = output.with_suffix(".pt.tmp")
-            torch.save(payload, tmp)
-            tmp.replace(output)
-        tune.report(metrics)
-
-    train_generator(
-        source,
-        load_phase_pairs(job.train_files),
-        load_phase_pairs(job.val_files),
-        GeneratorTrainConfig(**job.train_config),
-        report=report,
-    )
-    tracker.set_tags(run_id, {"phaselab.checkpoint": str(output)})
+        train_generator(
+            source,
+            load_phase_pairs(job.train_files),
+            val,
+            GeneratorTrainConfig(**job.train_config),
+            report=report,
+        )
+        tracker.set_tags(run_id, {"phaselab.checkpoint": str(output)})
     tracker.end_run(run_id, "FINISHED")
 
 
 @dataclass
 class GeneratorSearchResult:
     best_params: dict[str, Any]
-    best_val_loss: float
+    best_score: float  # realism_score of the best trial's samples on genVal (< 1: closer than smooth)
     checkpoint: Path
     registered_version: str
     parent_run_id: str
@@ -140,7 +155,6 @@ def run_generator_search(
 
     log_fn = log_fn or say  # picklable, unlike builtins.print once Ray patched it (see run_varnet_search)
     space = space or default_space(name)
-    gen = config.generators.get(name) or GeneratorConfig()
     key_extra = {"generator": name, "num_samples": num_samples, "space": describe_space(space)}
     ctx = open_sweep(config, log_fn, kind=f"tune-{name}", key_extra=key_extra)
     with ctx.tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: FAILED/KILLED, not RUNNING
@@ -156,6 +170,7 @@ def run_generator_search(
                     "experiment": config.tracking.experiment,
                     "parent_id": ctx.parent_id,
                     "torch_threads": config.resources.torch_threads,
+                    "realism_slices": config.evaluation.realism_slices,
                 }
             )
         )
@@ -163,14 +178,14 @@ def run_generator_search(
         trainable = tune.with_resources(
             generator_trial, {**res.custom, "cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
         )
-        train_cfg = {"steps": 1000, "eval_every": 100, **gen.train}
+        lengths = resolve_lengths(GeneratorTrainConfig(**job.train_config), count_slices(job.train_files))
         settings = SearchSettings(
-            metric="val_loss",
+            metric="realism_score",
             mode="min",
             num_samples=num_samples,
             # one more than its evaluations: ASHA stops a trial at max_t, which killed every trial that ran
             # to the end before it could end its run FINISHED (they were marked KILLED, stopped by asha)
-            max_t=-(-train_cfg["steps"] // train_cfg["eval_every"]) + 1,
+            max_t=-(-lengths.steps // lengths.eval_every) + 1,
             grace_period=config.scheduler.grace_period,
             reduction_factor=config.scheduler.reduction_factor,
             max_concurrent=res.max_concurrent_trials or 2,
@@ -184,7 +199,7 @@ def run_generator_search(
             log_fn=log_fn,
         )
         results = tuner.fit()
-        best_config, best_loss = best_result(results, settings)
+        best_config, best_score = best_result(results, settings)
         best_params = {k: v for k, v in best_config.items() if k.startswith(("model.", "train."))}
         tracker = ctx.tracker
         close_stopped_runs(tracker, ctx.parent_id)
@@ -202,7 +217,8 @@ def run_generator_search(
             version = register_generator(
                 tracker, ctx.parent_id, checkpoint, f"phaselab-{name}", tags={"phaselab.search": ctx.key}
             )
+        set_champion(tracker, f"phaselab-{name}", version)  # what the grid takes without a version
         tracker.log_params(ctx.parent_id, {f"best.{k}": v for k, v in best_params.items()})
-        tracker.log_summary(ctx.parent_id, {"best_val_loss": best_loss, "trials": len(results)})
+        tracker.log_summary(ctx.parent_id, {"best_realism_score": best_score, "trials": len(results)})
         tracker.end_run(ctx.parent_id, "FINISHED")
-        return GeneratorSearchResult(best_params, best_loss, checkpoint, version, ctx.parent_id)
+        return GeneratorSearchResult(best_params, best_score, checkpoint, version, ctx.parent_id)

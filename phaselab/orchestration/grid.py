@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from phaselab.config import SweepConfig
+from phaselab.orchestration.mixing import cell_shards, mixing_cells
+from phaselab.orchestration.phase_eval import evaluate_phase_sources
 from phaselab.orchestration.source_kspace import synthesize_sources
 from phaselab.orchestration.sweep import open_sweep, trial_spec
 from phaselab.orchestration.trial import cell_name, read_result, save_spec
@@ -35,10 +37,37 @@ class GridResult:
 
 
 def grid_cells(config: SweepConfig) -> list[dict[str, Any]]:
+    """Every trial of the grid: source x R x nACS (or the centre fraction of R) x seed.
+
+    Fraction masks (random, equispaced_fraction) have one centre fraction per R; the cell still names its
+    number of centre lines (round(size x fraction)) so that tables and figures read the same way.
+    """
     g = config.grid
+    cells = []
+    for source, r, seed in itertools.product(g.sources, g.accelerations, g.seeds):
+        if g.mask == "equispaced":
+            for n in g.num_acs_at.get(r, g.num_acs):
+                cells.append({"source": source, "acceleration": r, "num_acs": n, "seed": seed})
+        else:
+            fraction = g.center_fractions[r]
+            num_acs = round(config.data.size * fraction)
+            cells.append(
+                {"source": source, "acceleration": r, "num_acs": num_acs, "center_fraction": fraction,
+                 "seed": seed}
+            )  # fmt: skip
+    cells = sorted(
+        cells, key=lambda c: (g.sources.index(c["source"]), c["acceleration"], c["num_acs"], c["seed"])
+    )
+    if g.models:  # one cell per network: the comparison is made for each downstream model
+        cells = [{**cell, "model": model} for model in g.models for cell in cells]
+    return mixing_cells(config, cells)
+
+
+def grid_sources(config: SweepConfig) -> list[str]:
+    """The sources whose k-space the grid needs: its own, and gt's when mixing takes real patients."""
     return [
-        {"source": s, "acceleration": r, "num_acs": n, "seed": seed}
-        for s, r, n, seed in itertools.product(g.sources, g.accelerations, g.num_acs, g.seeds)
+        *config.grid.sources,
+        *(["gt"] if config.grid.real_fraction and "gt" not in config.grid.sources else []),
     ]
 
 
@@ -59,7 +88,12 @@ def _close_unfinished_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[st
 
 
 def _run_tune(
-    config: SweepConfig, pending: list[dict[str, Any]], storage: Path | str, name: str, log_fn
+    config: SweepConfig,
+    pending: list[dict[str, Any]],
+    storage: Path | str,
+    name: str,
+    log_fn,
+    refresh: Any = None,
 ) -> None:
     from ray import tune
 
@@ -81,28 +115,18 @@ def _run_tune(
         # Keys other than cpu/gpu are custom Ray resources (e.g. {"fake_gpu": 1}) in the trial's bundle.
         resources = {**res.custom, "cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
         trainable = tune.with_resources(tune_trial, resources)
-    scheduler = None
-    if config.scheduler.asha:
-        scheduler = tune.schedulers.ASHAScheduler(
-            time_attr="training_iteration",
-            metric="val_ssim",
-            mode="max",
-            grace_period=config.scheduler.grace_period,
-            reduction_factor=config.scheduler.reduction_factor,
-        )
     tuner = tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search(pending)},
         tune_config=tune.TuneConfig(
             reuse_actors=True,
             max_concurrent_trials=res.max_concurrent_trials,
-            scheduler=scheduler,
         ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=str(storage),
             verbose=0,
-            callbacks=[GridProgress(len(pending), log_fn)],
+            callbacks=[GridProgress(len(pending), log_fn), *([refresh] if refresh else [])],
             failure_config=tune.FailureConfig(max_failures=2),
         ),
     )
@@ -122,10 +146,12 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
     ctx = open_sweep(config, log_fn)
     tracker = ctx.tracker
     with tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: the parent run FAILED/KILLED
-        ctx.shards = synthesize_sources(ctx, config.grid.sources, log_fn)
+        ctx.shards = synthesize_sources(ctx, grid_sources(config), log_fn)
+        evaluate_phase_sources(ctx, config.grid.sources, log_fn)  # each source's phase vs the acquired
         specs = {}
         for cell in grid_cells(config):
-            spec = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / cell_name(cell))
+            trial_dir = ctx.sweep_dir / "trials" / cell_name(cell)
+            spec = trial_spec(ctx, cell, trial_dir, shards=cell_shards(ctx, cell))
             specs[spec.trial_key] = spec
         trial_dirs = {k: Path(s.trial_dir) for k, s in specs.items()}
         _finish_stale_runs(tracker, ctx.parent_id, trial_dirs)
@@ -139,7 +165,12 @@ def run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None = N
         if pending:
             storage = ctx.storage
             attempt = len(list(Path(storage).glob("grid-*"))) if Path(storage).exists() else 0
-            _run_tune(config, pending, storage, f"grid-{attempt:03d}", progress_fn)
+            from phaselab.orchestration.progress import GridRefresh
+
+            refresh = GridRefresh(
+                ctx.tracking_uri, config.tracking.experiment, ctx.parent_id, config, trial_dirs
+            )
+            _run_tune(config, pending, storage, f"grid-{attempt:03d}", progress_fn, refresh)
             _close_unfinished_runs(tracker, ctx.parent_id, trial_dirs)
 
         rows = [r for s in specs.values() if (r := read_result(s.trial_dir)) is not None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ray.tune import Callback
 
@@ -23,7 +24,10 @@ class GridProgress(Callback):
     def _name(self, trial) -> str:
         cell = trial.config.get("cell", {})
         source, r, n, seed = (cell.get(k) for k in ("source", "acceleration", "num_acs", "seed"))
-        return f"{source} R={r} nACS={n} seed={seed}"
+        mixing = ""
+        if "real_fraction" in cell:
+            mixing = f" {'real only' if cell.get('real_only') else 'real'} {cell['real_fraction']:.0%}"
+        return f"{source} R={r} nACS={n} seed={seed}{mixing}"
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.done += 1
@@ -78,3 +82,23 @@ class SearchProgress(Callback):
             f"[{self.done}/{self.total}] {shown}: {score} after {result.get('training_iteration', '?')} "
             f"evaluation(s); best so far {best} ({time.perf_counter() - self.start:.0f}s)"
         )
+
+
+class GridRefresh(Callback):
+    """A Tune callback that puts the grid so far on the parent run each time a trial finishes: during a
+    multi-day sweep the parent shows its table and figures, not nothing. Plain data: Tune pickles it."""
+
+    def __init__(self, uri: str, experiment: str, parent_id: str, config: Any, dirs: dict[str, Any]):
+        self.uri, self.experiment, self.parent_id, self.config = uri, experiment, parent_id, config
+        self.dirs = {k: str(v) for k, v in dirs.items()}
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from phaselab.orchestration.report import log_grid_to_parent
+        from phaselab.orchestration.trial import read_result
+        from phaselab.tracking import Tracker
+
+        rows = [r for d in self.dirs.values() if (r := read_result(d)) is not None]
+        try:
+            log_grid_to_parent(Tracker(self.uri, self.experiment), self.parent_id, rows, self.config)
+        except Exception as err:  # a refresh that fails must not stop the sweep; the end logs it again
+            print(f"(could not refresh the grid on the parent run: {err})", flush=True)

@@ -9,12 +9,17 @@ from typing import Any
 METRICS = ("ssim", "psnr", "nrmse", "nmse")
 
 
+def source_label(cell: dict[str, Any]) -> str:
+    """A grid row's name: the phase source, with the network when the grid compares several."""
+    return f"{cell['source']} [{cell['model']}]" if "model" in cell else cell["source"]
+
+
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and sample std over seeds for every (source, R, nACS), plus a zero-filled row per (R, nACS)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
         cell = row["cell"]
-        groups[(cell["source"], cell["acceleration"], cell["num_acs"])].append(row)
+        groups[(source_label(cell), cell["acceleration"], cell["num_acs"])].append(row)
     zero_filled: dict[tuple, list[dict]] = defaultdict(list)
     for (_, r, n), members in groups.items():
         zero_filled[(r, n)].extend(members)
@@ -130,7 +135,8 @@ def log_grid_to_parent(tracker, parent_id: str, rows: list[dict[str, Any]], conf
     if not rows:
         return []
     flat_rows = [{**r["cell"], **{k: v for k, v in r.items() if k != "cell"}} for r in rows]
-    table = aggregate(rows)
+    plain = [r for r in rows if "real_fraction" not in r["cell"]]  # mixing cells have their own table
+    table = aggregate(plain)
     tracker.log_table(parent_id, flat_rows, "grid/trials.json")
     tracker.log_table(parent_id, table, "grid/metric_grid.json")
     tracker.log_dict(parent_id, table, "grid/metric_grid_records.json")
@@ -141,6 +147,15 @@ def log_grid_to_parent(tracker, parent_id: str, rows: list[dict[str, Any]], conf
     for name, fig in figures(table).items():
         tracker.log_figure(parent_id, fig, name)
         plt.close(fig)
+    if config.grid.real_fraction:
+        from phaselab.orchestration.mixing_report import format_mixing_table, mixing_figures, mixing_table
+
+        mixing = mixing_table(rows, config.grid.real_fraction)
+        tracker.log_dict(parent_id, mixing, "mixing/table.json")
+        tracker.log_text(parent_id, format_mixing_table(mixing), "mixing/table.md")
+        for name, fig in mixing_figures(mixing).items():
+            tracker.log_figure(parent_id, fig, name)
+            plt.close(fig)
     return table
 
 

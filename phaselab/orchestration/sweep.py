@@ -15,14 +15,56 @@ from typing import Any
 from phaselab.config import SweepConfig, dump_yaml, to_dict
 from phaselab.content_key import config_hash
 from phaselab.data.prepare import PreparedDataset, check_data_source, prepare_dataset
+from phaselab.generators import phase_source_class
 from phaselab.orchestration.ray_runtime import init_ray
 from phaselab.orchestration.trial import TrialSpec
-from phaselab.tracking import Tracker, default_tracking_uri
+from phaselab.tracking import Tracker, default_tracking_uri, flatten
+
+COMMANDS = {"grid": "phaselab grid", "varnet-search": "phaselab tune-varnet"}
+
+
+def describe_sweep(config: SweepConfig, kind: str, key: str) -> str:
+    """The parent run's description in the MLflow UI: what the sweep is and how to rerun it."""
+    g = config.grid
+    data = config.data
+    where = f"{data.kind} phantoms" if data.source == "phantoms" else f"fastMRI {data.kind} ({data.root})"
+    lines = [
+        f"**{kind}** of preset `{config.name}` (content key `{key}`) on {where} at {data.size} px.",
+        f"Sources {', '.join(g.sources)}; R {g.accelerations}; nACS {g.num_acs}; seeds {g.seeds}; "
+        f"{g.mask} masks" + (f"; real share {g.real_fraction}" if g.real_fraction else "") + ".",
+        f"Rerun or resume: `{COMMANDS.get(kind, 'phaselab ' + kind)} --config {config.name} "
+        f"--output-dir {config.output_dir}` (the resolved config is the artifact config.yaml).",
+    ]
+    return "\n\n".join(lines)
+
+
+def cell_model(config: SweepConfig, cell: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The network a cell trains and the complex U-Net's settings: the cell's ``model`` (the grid's
+    models axis: varnet, complex_unet_small, complex_unet_large), else ``recon.model``."""
+    unet = {k: v for k, v in dataclasses.asdict(config.complex_unet).items() if k != "train"}
+    model = cell.get("model", config.recon.model)
+    if model.startswith("complex_unet_"):
+        return "complex_unet", {**unet, "size": model.removeprefix("complex_unet_")}
+    return model, unet
+
+
+def cell_training(config: SweepConfig, cell: dict[str, Any]) -> dict[str, Any]:
+    """The `train` section, with ``complex_unet.train`` on top for cells that train the complex U-Net."""
+    train = dataclasses.asdict(config.train)
+    if cell_model(config, cell)[0] == "complex_unet":
+        train.update(config.complex_unet.train)
+    return train
+
+
+def synthesis_draw(source: str, seed: int) -> int:
+    """Which synthesis draw the VarNet of ``seed`` trains on: its own (so the spread over seeds includes
+    the generator's sampling variance), except for sources whose phase does not depend on the seed."""
+    return seed if phase_source_class(source).stochastic else 0
 
 
 def sweep_key(config: SweepConfig) -> str:
     """What determines the results: data, models, training and grid (not resources or addresses)."""
-    keep = ("data", "varnet", "train", "grid", "scheduler")
+    keep = ("data", "recon", "varnet", "complex_unet", "train", "grid", "scheduler")
     content = {k: v for k, v in to_dict(config).items() if k in keep}
     content["generators"] = {
         k: v for k, v in to_dict(config)["generators"].items() if k in config.grid.sources
@@ -40,7 +82,8 @@ class SweepContext:
     parent_id: str
     resolved: str  # the resolved config as YAML
     prepared: PreparedDataset
-    shards: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # source -> split -> shards
+    # source -> synthesis draw -> split -> shards (see synthesis_draw)
+    shards: dict[str, dict[int, dict[str, list[str]]]] = field(default_factory=dict)
 
     @property
     def cache(self) -> Path:
@@ -75,13 +118,14 @@ def open_sweep(
     with tracker.closed_on_error(parent_id):  # bad data, Ctrl-C...: the parent run is not left RUNNING
         resolved = dump_yaml(config)
         tracker.log_text(parent_id, resolved, "config.yaml")
-        flat = {
-            f"{section}.{k}": v
-            for section, values in to_dict(config).items()
-            if isinstance(values, dict)
-            for k, v in values.items()
-        }
-        tracker.log_params(parent_id, {**flat, **{f"search.{k}": v for k, v in (key_extra or {}).items()}})
+        tracker.log_params(parent_id, flatten({**to_dict(config), "search": key_extra or {}}))
+        tracker.set_tags(parent_id, {"mlflow.source.name": COMMANDS.get(kind, f"phaselab {kind}")})
+        tracker.describe_run(parent_id, describe_sweep(config, kind, key))
+        tracker.describe_experiment(
+            "phaselab: which phase generator makes the best reconstruction models. One parent run per "
+            "sweep (its grid, tables and figures as artifacts), one child run per trial, per phase "
+            "source's phase metrics and per generator. Made by `phaselab grid` and friends."
+        )
 
         prepared = prepare_dataset(config.data, out / "cache", log_fn=log_fn)  # bad input fails before Ray
         log_fn(f"dataset {prepared.key}: " + ", ".join(f"{s} {len(f)}" for s, f in prepared.splits.items()))
@@ -91,22 +135,36 @@ def open_sweep(
 
 
 def trial_spec(
-    ctx: SweepContext, cell: dict[str, Any], trial_dir: Path, *, with_test: bool = True
+    ctx: SweepContext,
+    cell: dict[str, Any],
+    trial_dir: Path,
+    *,
+    with_test: bool = True,
+    shards: tuple[list[str], list[str], list[str] | None] | None = None,
 ) -> TrialSpec:
-    """The plain-data description of one VarNet trial of this sweep."""
+    """The plain-data description of one reconstruction trial of this sweep. ``shards`` (train, val, the
+    shards whose slices make an epoch) replaces the source's own, e.g. for real/synthetic mixing."""
     config = ctx.config
+    if shards is None:
+        own = ctx.shards[cell["source"]][synthesis_draw(cell["source"], cell["seed"])]
+        shards = (own["recTrain"], own["recVal"], None)
+    train_shards, val_shards, length_shards = shards
     return TrialSpec(
         cell=cell,
         trial_key=config_hash({"sweep": ctx.key, "cell": cell}),
         trial_dir=str(trial_dir),
-        train_shards=ctx.shards[cell["source"]]["recTrain"],
-        val_shards=ctx.shards[cell["source"]]["recVal"],
+        train_shards=train_shards,
+        val_shards=val_shards,
         test_files=[str(p) for p in ctx.prepared.files("recTest")] if with_test else [],
         varnet=dataclasses.asdict(config.varnet),
-        train=dataclasses.asdict(config.train),
+        train=cell_training(config, cell),
         tracking_uri=ctx.tracking_uri,
         experiment=config.tracking.experiment,
         parent_run_id=ctx.parent_id,
         resolved_config=ctx.resolved,
         torch_threads=config.resources.torch_threads,
+        mask=config.grid.mask,
+        length_shards=length_shards,
+        model=cell_model(config, cell)[0],
+        complex_unet=cell_model(config, cell)[1],
     )

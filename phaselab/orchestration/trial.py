@@ -1,4 +1,5 @@
-"""One cell of the recon grid: train a VarNet on one phase source's k-space, test on real k-space, log it.
+"""One cell of the recon grid: train a reconstruction model (``recon.model``: the VarNet or PhaseGen's complex
+U-Net) on one phase source's k-space, test on real k-space, log it.
 
 ``run_trial`` knows nothing of Tune: it is called in-process by tests, by the Tune function trainable
 (``tune_trial``) and, for multi-GPU trials, by every Ray Train worker (only rank 0 tracks and saves).
@@ -21,13 +22,15 @@ from typing import Any
 
 import torch
 
+from phaselab.data.batching import epochs_to_steps
 from phaselab.data.fastmri_io import read_volume
-from phaselab.mri.masks import equispaced_mask
+from phaselab.data.prepare import count_slices
+from phaselab.mri.masks import Mask, volume_mask
+from phaselab.orchestration.trial_mlflow import column_tags, describe_trial, log_reconstructions, short_name
 from phaselab.recon.data import KspaceSlices
 from phaselab.recon.evaluate import evaluate_reconstruction
-from phaselab.recon.train import TrainConfig, VarNetConfig, train_varnet
-
-TEST_MASK_SEED = 1234  # fixed test masks: every source and seed is tested on the same sampling
+from phaselab.recon.models import build_model_config
+from phaselab.recon.train import TrainConfig, train_varnet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,10 +51,35 @@ class TrialSpec:
     resolved_config: str  # YAML of the sweep, logged as an artifact of every run
     torch_threads: int = 1
     run_name: str | None = None  # MLflow run name; default: the cell's name
+    mask: str = "equispaced"  # grid.mask: equispaced (cell num_acs) or a fraction mask (center_fraction)
+    length_shards: list[str] | None = None  # whose slices make an epoch (None: train_shards)
+    model: str = "varnet"  # recon.model: the network trained, with the settings of its own section
+    complex_unet: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def model_settings(spec: TrialSpec) -> dict[str, Any]:
+    """The keywords of the trial's model: its ``varnet`` or ``complex_unet`` section."""
+    return spec.varnet if spec.model == "varnet" else spec.complex_unet
 
 
 def cell_name(cell: dict[str, Any]) -> str:
-    return f"{cell['source']}-R{cell['acceleration']}-acs{cell['num_acs']}-s{cell['seed']}"
+    name = f"{cell['source']}-R{cell['acceleration']}-acs{cell['num_acs']}-s{cell['seed']}"
+    if "real_fraction" in cell:
+        kind = "realonly" if cell.get("real_only") else "real"
+        name += f"-{kind}{cell['real_fraction']:g}"
+    if "model" in cell:
+        name += f"-{cell['model']}"
+    return name
+
+
+def fixed_test_mask(spec: TrialSpec, width: int, volume_name: str) -> Mask:
+    """A test volume's fixed mask, seeded by its file name as fastMRI's validation does: the same for
+    every source and seed, and not one offset for every volume."""
+    cell = spec.cell
+    if spec.mask == "equispaced":
+        return volume_mask(spec.mask, width, cell["acceleration"], volume_name, num_acs=cell["num_acs"])
+    fraction = cell["center_fraction"]
+    return volume_mask(spec.mask, width, cell["acceleration"], volume_name, center_fraction=fraction)
 
 
 @functools.lru_cache(maxsize=16)
@@ -153,16 +181,19 @@ def _run_trial(
             )
             for run in stale:
                 tracker.delete_run(run.info.run_id)
-            tags = {f"phaselab.{k}": v for k, v in spec.cell.items()}
-            name = spec.run_name or cell_name(spec.cell)
+            tags = {**{f"phaselab.{k}": v for k, v in spec.cell.items()}, **column_tags(spec.cell)}
+            name = spec.run_name or short_name(spec.cell)
             run_id = tracker.start_child(spec.parent_run_id, spec.trial_key, name, tags)
+            describe_trial(tracker, run_id, spec)
         opened.update(tracker=tracker, run_id=run_id)
         tracker.set_tags(run_id, {f"phaselab.{k}": v for k, v in where.items()})
         tracker.log_params(
             run_id,
             {
                 **{f"cell.{k}": v for k, v in spec.cell.items()},
-                **{f"varnet.{k}": v for k, v in spec.varnet.items()},
+                **column_tags(spec.cell),
+                "recon.model": spec.model,
+                **{f"{spec.model}.{k}": v for k, v in model_settings(spec).items()},
                 **{f"train.{k}": v for k, v in spec.train.items()},
                 "num_train_volumes": len(spec.train_shards),
                 "num_test_volumes": len(spec.test_files),
@@ -172,12 +203,18 @@ def _run_trial(
             tracker.log_text(run_id, spec.resolved_config, "config.yaml")
 
     cell = spec.cell
-    model_cfg = VarNetConfig(**spec.varnet)
-    train_cfg = TrainConfig(
-        **spec.train, acceleration=cell["acceleration"], num_acs=cell["num_acs"], seed=cell["seed"]
-    )
+    model_cfg = build_model_config(spec.model, model_settings(spec))
     train_data = _load_slices(tuple(spec.train_shards))
     val_data = _load_slices(tuple(spec.val_shards)) if spec.val_shards else None
+    epoch_slices = count_slices(spec.length_shards) if spec.length_shards else train_data.num_slices
+    train_cfg = TrainConfig(
+        **training_lengths(spec.train, epoch_slices),
+        acceleration=cell["acceleration"],
+        num_acs=cell["num_acs"],
+        seed=cell["seed"],
+        mask=spec.mask,
+        center_fraction=cell.get("center_fraction"),
+    )
 
     def report(metrics: dict[str, float], checkpoint: dict[str, Any] | None) -> None:
         step = int(checkpoint["step"]) if checkpoint else int(metrics.get("step", 0))
@@ -203,15 +240,18 @@ def _run_trial(
         model = result.model
         model.load_state_dict(result.best_state)
         width = train_data.kspace.shape[-1]
-        mask = equispaced_mask(width, cell["acceleration"], cell["num_acs"], seed=TEST_MASK_SEED)
+        volumes = _test_volumes(spec.test_files)
+        masks = [fixed_test_mask(spec, width, Path(path).name) for path in spec.test_files]
         device = next(model.parameters()).device
-        evaluation = evaluate_reconstruction(model, _test_volumes(spec.test_files), mask, device=device)
+        evaluation = evaluate_reconstruction(model, volumes, masks, device=device)
         summary.update({f"test_{k}": float(v) for k, v in evaluation.summary.items()})
-        summary["effective_acceleration"] = mask.effective_acceleration
+        summary["effective_acceleration"] = evaluation.effective_acceleration
         tracker.log_table(run_id, evaluation.volumes, "test_per_volume.json")
-    tracker.log_metrics(run_id, summary, int(spec.train["steps"]))
+        log_reconstructions(tracker, run_id, model, volumes, masks, device)
+    tracker.log_summary(run_id, summary)  # step 0, one value per run: the UI charts them as bars
     best = trial_dir / "best_model.pt"
-    _atomic_save({"state_dict": result.best_state, "varnet": spec.varnet, "cell": cell}, best)
+    weights = {"state_dict": result.best_state, "model": spec.model, spec.model: model_settings(spec)}
+    _atomic_save({**weights, "cell": cell}, best)
     tracker.log_artifact(run_id, best, "checkpoints")
 
     record = {
@@ -226,6 +266,18 @@ def _run_trial(
     tracker.end_run(run_id, "FINISHED")
     ckpt_path.unlink(missing_ok=True)
     return record
+
+
+def training_lengths(train: dict[str, Any], num_slices: int) -> dict[str, Any]:
+    """The sweep's train section with ``epochs`` / ``eval_every_epochs`` turned into steps of this trial's
+    training set (the VarNet trains on recTrain: a preset in epochs means the same at any scale)."""
+    train = dict(train)
+    epochs, eval_epochs = train.pop("epochs", None), train.pop("eval_every_epochs", None)
+    if epochs is not None:
+        train["steps"] = epochs_to_steps(epochs, num_slices, train["batch_size"])
+    if eval_epochs is not None:
+        train["eval_every"] = epochs_to_steps(eval_epochs, num_slices, train["batch_size"])
+    return train
 
 
 def save_spec(spec: TrialSpec) -> Path:

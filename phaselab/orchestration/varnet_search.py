@@ -15,6 +15,7 @@ from typing import Any
 
 from phaselab.config import SweepConfig
 from phaselab.content_key import config_hash
+from phaselab.data.prepare import count_slices
 from phaselab.orchestration.search import (
     SearchSettings,
     best_result,
@@ -24,7 +25,7 @@ from phaselab.orchestration.search import (
 )
 from phaselab.orchestration.source_kspace import synthesize_sources
 from phaselab.orchestration.sweep import open_sweep, trial_spec
-from phaselab.orchestration.trial import cell_name, load_spec, run_trial, save_spec
+from phaselab.orchestration.trial import cell_name, load_spec, run_trial, save_spec, training_lengths
 
 
 @dataclass
@@ -99,7 +100,7 @@ def run_varnet_search(
     search = {"cell": cell, "num_samples": num_samples, "space": dataclasses.asdict(space)}
     ctx = open_sweep(config, log_fn, kind="varnet-search", key_extra=search)
     with ctx.tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: the parent run FAILED/KILLED
-        ctx.shards = synthesize_sources(ctx, [source], log_fn)
+        ctx.shards = synthesize_sources(ctx, [source], log_fn, seeds=[0])
         base = trial_spec(ctx, cell, ctx.sweep_dir / "trials" / "base", with_test=False)
         base_path = save_spec(base)
 
@@ -107,13 +108,14 @@ def run_varnet_search(
         trainable = tune.with_resources(
             search_trial, {**res.custom, "cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}
         )
+        lengths = training_lengths(dataclasses.asdict(config.train), count_slices(base.train_shards))
         settings = SearchSettings(
             metric="val_ssim",
             mode="max",
             num_samples=num_samples,
             # evaluations (the last step evaluates too: ceil) + the final report; floor stopped the trials
             # of steps not a multiple of eval_every at their last evaluation, before they finished
-            max_t=-(-config.train.steps // config.train.eval_every) + 1,
+            max_t=-(-lengths["steps"] // lengths["eval_every"]) + 1,
             grace_period=config.scheduler.grace_period,
             reduction_factor=config.scheduler.reduction_factor,
             max_concurrent=res.max_concurrent_trials or 2,

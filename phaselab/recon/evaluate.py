@@ -12,12 +12,15 @@ from phaselab.mri.masks import Mask
 from phaselab.recon.data import apply_column_masks
 
 Reconstructor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (masked k-space, columns) -> k-space
-SUMMARY_KEYS = ("ssim", "psnr", "nmse", "nrmse", "zf_ssim", "zf_psnr", "zf_nmse", "zf_nrmse")
+SUMMARY_KEYS = (
+    *("ssim", "psnr", "nmse", "nrmse", "mse"),
+    *("zf_ssim", "zf_psnr", "zf_nmse", "zf_nrmse", "zf_mse"),
+)
 
 
 class EvalResult(NamedTuple):
-    slices: list[dict]  # volume, slice, ssim, psnr, nrmse and zf_* of each slice
-    volumes: list[dict]  # volume, num_slices, ssim, psnr, nmse, nrmse and zf_* of each volume
+    slices: list[dict]  # volume, slice, ssim, psnr, nrmse, mse and zf_* of each slice
+    volumes: list[dict]  # volume, num_slices, ssim, psnr, nmse, nrmse, mse and zf_* of each volume
     summary: dict[str, float]  # SUMMARY_KEYS, each the mean over volumes
     effective_acceleration: float
 
@@ -40,48 +43,60 @@ def reconstruct_volume(
 
 
 def _image_metrics(target: np.ndarray, image: np.ndarray, prefix: str) -> tuple[dict, list[dict]]:
-    """Volume metrics and per-slice rows for one image stack; the data range is the volume maximum."""
+    """Volume metrics and per-slice rows for one image stack; the data range is the volume maximum, except
+    for PhaseGen's MSE (each slice's target range, see :func:`metrics.mse_per_slice`)."""
     maxval = float(target.max())
     per_slice_ssim = metrics.ssim_per_slice(target, image, maxval=maxval)
+    per_slice_mse = metrics.mse_per_slice(target, image)
     volume = {
         f"{prefix}ssim": float(per_slice_ssim.mean()),
         f"{prefix}psnr": metrics.psnr(target, image, maxval=maxval),
         f"{prefix}nmse": metrics.nmse(target, image),
         f"{prefix}nrmse": metrics.nrmse(target, image),
+        f"{prefix}mse": metrics.mse(target, image),
     }
     rows = [
         {
             f"{prefix}ssim": float(per_slice_ssim[s]),
             f"{prefix}psnr": metrics.psnr(target[s], image[s], maxval=maxval),
             f"{prefix}nrmse": metrics.nrmse(target[s], image[s]),
+            f"{prefix}mse": float(per_slice_mse[s]),
         }
         for s in range(target.shape[0])
     ]
     return volume, rows
 
 
+def _columns(mask: Mask | torch.Tensor) -> torch.Tensor:
+    return (mask.columns if isinstance(mask, Mask) else mask).to(torch.bool)
+
+
 def evaluate_reconstruction(
     model: Reconstructor,
     volumes: Sequence[tuple[str, torch.Tensor, torch.Tensor]],
-    mask: Mask | torch.Tensor,
+    mask: Mask | torch.Tensor | Sequence[Mask | torch.Tensor],
     device: str | torch.device = "cpu",
     batch_size: int = 8,
 ) -> EvalResult:
-    """Score ``model`` on ``(name, kspace (S, H, W) complex, target (S, H, W))`` volumes under one fixed mask.
+    """Score ``model`` on ``(name, kspace (S, H, W) complex, target (S, H, W))`` volumes under fixed masks:
+    one for all volumes, or one per volume (a sequence in the order of ``volumes``).
 
     The zero-filled baseline is |ifft2c(masked k-space)|. ``model`` is moved to ``device`` and put in
-    eval mode for the call (its previous mode is restored).
+    eval mode for the call (its previous mode is restored). ``effective_acceleration`` is the mean over
+    volumes.
     """
     if not volumes:
         raise ValueError("no volumes to evaluate")
-    columns = mask.columns if isinstance(mask, Mask) else mask
-    columns = columns.to(torch.bool)
+    per_volume = isinstance(mask, list | tuple) and not isinstance(mask, Mask)  # Mask is a NamedTuple
+    masks = [_columns(m) for m in mask] if per_volume else [_columns(mask)] * len(volumes)
+    if len(masks) != len(volumes):
+        raise ValueError(f"got {len(masks)} masks for {len(volumes)} volumes")
     was_training = isinstance(model, torch.nn.Module) and model.training
     if isinstance(model, torch.nn.Module):
         model.to(device).eval()
     slice_rows, volume_rows = [], []
     try:
-        for name, kspace, target in volumes:
+        for (name, kspace, target), columns in zip(volumes, masks, strict=True):
             if not kspace.is_complex() or kspace.ndim != 3 or tuple(target.shape) != tuple(kspace.shape):
                 raise ValueError(
                     f"volume {name}: need complex k-space (S, H, W) and a target of the same shape, "
@@ -91,11 +106,17 @@ def evaluate_reconstruction(
             gt = target.detach().cpu().numpy().astype(np.float64)
             volume, rows = _image_metrics(gt, recon.numpy(), "")
             zf_volume, zf_rows = _image_metrics(gt, zero_filled.numpy(), "zf_")
-            volume_rows.append({"volume": name, "num_slices": int(gt.shape[0]), **volume, **zf_volume})
+            effective = columns.numel() / int(columns.sum())
+            volume_rows.append(
+                {"volume": name, "num_slices": int(gt.shape[0]), "effective_acceleration": effective}
+                | volume
+                | zf_volume
+            )
             for s, (row, zf_row) in enumerate(zip(rows, zf_rows, strict=True)):
                 slice_rows.append({"volume": name, "slice": s, **row, **zf_row})
     finally:
         if isinstance(model, torch.nn.Module):
             model.train(was_training)
     summary = {key: float(np.mean([row[key] for row in volume_rows])) for key in SUMMARY_KEYS}
-    return EvalResult(slice_rows, volume_rows, summary, columns.numel() / int(columns.sum()))
+    effective = float(np.mean([row["effective_acceleration"] for row in volume_rows]))
+    return EvalResult(slice_rows, volume_rows, summary, effective)

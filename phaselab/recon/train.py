@@ -1,8 +1,10 @@
-"""One worker's VarNet training loop: SSIM loss, seeded masks, periodic validation, resumable checkpoints.
+"""One worker's training loop for a reconstruction model (VarNet or PhaseGen's complex U-Net): SSIM loss,
+seeded masks, periodic validation, resumable checkpoints.
 
 Ray-free: tests call it in-process, Ray Tune calls it from a function trainable, Ray Train runs it on N
 workers. Under an initialized torch.distributed process group the model is wrapped in DDP and every
-global batch is split between ranks, so results do not depend on the number of workers.
+global batch is split between ranks, so a VarNet's results do not depend on the number of workers (the
+complex U-Net's batch norm and dropout see each rank's share of the batch, as on one GPU of the study).
 """
 
 import copy
@@ -17,23 +19,16 @@ import torch
 from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from phaselab.mri.masks import equispaced_mask
+from phaselab.mri.masks import equispaced_mask, mask_from_name
+from phaselab.nn.complex_layers import ComplexDropout, set_dropout_generator
 from phaselab.recon.data import KspaceSlices, apply_column_masks, batch_indices, check_slices, volume_max
 from phaselab.recon.losses import SSIMLoss
+from phaselab.recon.models import ComplexUNetConfig, ModelConfig, VarNetConfig  # noqa: F401  (re-exported)
 from phaselab.recon.varnet import VarNet
 
 Report = Callable[[dict[str, float], dict | None], None]
 _MASK_STREAM = 7  # keeps the training-mask stream apart from the data-order stream of the same seed
-
-
-@dataclass
-class VarNetConfig:
-    cascades: int = 12
-    chans: int = 18
-    pools: int = 4
-
-    def build(self) -> VarNet:
-        return VarNet(self.cascades, self.chans, self.pools)
+_DROPOUT_STREAM = 11
 
 
 @dataclass
@@ -52,13 +47,19 @@ class TrainConfig:
     val_batch_size: int = 8
     num_threads: int | None = None  # torch CPU threads during training only (restored afterwards)
     # Rotate each training slice by a random global phase. A constant phase offset carries no
-    # information in MRI; without this, a net trained on few volumes memorizes their offsets.
-    random_global_phase: bool = True
+    # information in MRI; without this, a net trained on few volumes memorizes their offsets. In neither
+    # study, so off unless asked for (the demo asks: few volumes).
+    random_global_phase: bool = False
+    mask: str = "equispaced"  # equispaced (num_acs lines), random or equispaced_fraction (center_fraction)
+    center_fraction: float | None = None
+    optimizer: str = "adam"  # adam (the VarNet's) or adamw (PhaseGen's complex U-Net)
+    weight_decay: float | None = None  # None: the optimizer's default (Adam 0, AdamW 0.01, as torch)
+    lr_gamma: float = 1.0  # lr x gamma per completed pass over the training slices (1: constant)
 
 
 @dataclass
 class TrainResult:
-    model: VarNet  # final weights
+    model: torch.nn.Module  # final weights
     history: list[dict[str, float]] = field(default_factory=list)
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)  # best val SSIM (final if no val)
     best_val_ssim: float | None = None
@@ -75,13 +76,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", index)
 
 
+def _mask(width: int, cfg: TrainConfig, seed: tuple[int, ...], offset: int | None = None) -> torch.Tensor:
+    if cfg.mask == "equispaced":
+        return equispaced_mask(width, cfg.acceleration, cfg.num_acs, offset=offset).columns
+    return mask_from_name(
+        cfg.mask, width, cfg.acceleration, center_fraction=cfg.center_fraction, seed=seed
+    ).columns
+
+
 def training_masks(width: int, cfg: TrainConfig, step: int) -> torch.Tensor:
-    """(batch_size, W) equispaced masks with a random offset per sample, a pure function of (seed, step)."""
+    """(batch_size, W) masks, a pure function of (seed, step): equispaced ones with a random offset per
+    sample, or fastMRI random / equispaced-fraction masks seeded per sample."""
     offsets = np.random.default_rng([cfg.seed, step, _MASK_STREAM]).integers(
         0, cfg.acceleration, cfg.batch_size
     )
     return torch.stack(
-        [equispaced_mask(width, cfg.acceleration, cfg.num_acs, offset=int(o)).columns for o in offsets]
+        [_mask(width, cfg, (cfg.seed, step, i, _MASK_STREAM), int(o)) for i, o in enumerate(offsets)]
     )
 
 
@@ -90,7 +100,7 @@ def validation_masks(width: int, num_slices: int, cfg: TrainConfig) -> torch.Ten
     rows = []
     for j in range(num_slices):
         offset = int(np.random.default_rng([cfg.val_seed, j]).integers(0, cfg.acceleration))
-        rows.append(equispaced_mask(width, cfg.acceleration, cfg.num_acs, offset=offset).columns)
+        rows.append(_mask(width, cfg, (cfg.val_seed, j), offset))
     return torch.stack(rows)
 
 
@@ -107,7 +117,7 @@ def _cpu_copy(obj: Any) -> Any:
 
 @torch.no_grad()
 def validation_ssim(
-    model: VarNet,
+    model: torch.nn.Module,
     val: KspaceSlices,
     masks: torch.Tensor,
     data_range: torch.Tensor,
@@ -129,6 +139,26 @@ def validation_ssim(
     return total, count
 
 
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer not in ("adam", "adamw"):
+        raise ValueError(f"optimizer must be adam or adamw, got {cfg.optimizer!r}")
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    decay = {} if cfg.weight_decay is None else {"weight_decay": cfg.weight_decay}
+    return cls(params, lr=cfg.lr, **decay)
+
+
+def learning_rate(cfg: TrainConfig, step: int, num_slices: int) -> float:
+    """lr of ``step``: ``lr * lr_gamma ** epochs``, epochs = completed passes over the ``num_slices``
+    training slices (a pure function of the step, so a resumed run needs no scheduler state)."""
+    return cfg.lr * cfg.lr_gamma ** ((step * cfg.batch_size) // num_slices)
+
+
+def dropout_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:
+    """The dropout masks of ``step`` on ``rank``: a pure function of (seed, step, rank)."""
+    key = int(np.random.default_rng([seed, step, rank, _DROPOUT_STREAM]).integers(2**62))
+    return torch.Generator(device=device).manual_seed(key)
+
+
 def global_phases(seed: int, step: int, batch_size: int) -> torch.Tensor:
     """Random phase offsets for the global batch of ``step``: a pure function of (seed, step)."""
     rng = np.random.default_rng([seed, step, 7])
@@ -139,7 +169,7 @@ class _Worker:
     """This rank's share of a training run: model, optimizer, step counter, running loss, best model."""
 
     def __init__(
-        self, train: KspaceSlices, val: KspaceSlices | None, model_cfg: VarNetConfig, cfg: TrainConfig
+        self, train: KspaceSlices, val: KspaceSlices | None, model_cfg: ModelConfig, cfg: TrainConfig
     ):
         self.train, self.val, self.model_cfg, self.cfg = train, val, model_cfg, cfg
         self.distributed = dist.is_available() and dist.is_initialized()
@@ -152,7 +182,8 @@ class _Worker:
             torch.manual_seed(cfg.seed)  # identical initial weights on every rank and device
             self.model = model_cfg.build()
         self.model.to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.has_dropout = any(isinstance(m, ComplexDropout) and m.p > 0 for m in self.model.modules())
+        self.optimizer = make_optimizer(self.model.parameters(), cfg)
         self.step, self.best_val, self.history = 0, None, []
         self.best_state: dict = {}
         self.loss_fn = SSIMLoss().to(self.device)
@@ -183,12 +214,19 @@ class _Worker:
         if cfg.random_global_phase:
             kspace = kspace * rotation[:, None, None]
         net.train()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
-            out = net(apply_column_masks(kspace, masks), masks)
+        if self.has_dropout:  # dropout masks follow (seed, step, rank): a resumed run repeats them
+            set_dropout_generator(self.model, dropout_generator(cfg.seed, self.step, self.rank, self.device))
+        try:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+                out = net(apply_column_masks(kspace, masks), masks)
+        finally:
+            set_dropout_generator(self.model, None)
         target = batch.target.to(self.device)
         loss = self.loss_fn(VarNet.image(out), target, self.train_range[index].to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, self.step, self.train.num_slices)
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
@@ -241,6 +279,7 @@ class _Worker:
             "best_val_ssim": self.best_val,
             "best_model": self.best_state,
             "history": copy.deepcopy(self.history),
+            "model_kind": self.model_cfg.kind,
             "model_config": asdict(self.model_cfg),
             "train_config": asdict(self.cfg),
         }
@@ -249,19 +288,21 @@ class _Worker:
 def train_varnet(
     train: KspaceSlices,
     val: KspaceSlices | None,
-    model_cfg: VarNetConfig,
+    model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     *,
     report: Report | None = None,
     resume: dict | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train a VarNet with SSIM loss for ``train_cfg.steps`` optimizer steps.
+    """Train the model of ``model_cfg`` (a VarNet or the complex U-Net) with SSIM loss for
+    ``train_cfg.steps`` optimizer steps, with ``train_cfg.optimizer`` and its per-epoch lr decay.
 
     Every ``eval_every`` steps (and at the last step) ``report(metrics, checkpoint)`` is called on every
     rank; rank 0 passes the checkpoint (``model``, ``optimizer``, ``step``, ``best_val_ssim``,
-    ``best_model``, ``history``, ``model_config``, ``train_config``), the others None. Passing that dict
-    back as ``resume`` continues from its step and repeats the uninterrupted run's batches and masks.
+    ``best_model``, ``history``, ``model_kind``, ``model_config``, ``train_config``), the others None.
+    Passing that dict back as ``resume`` continues from its step and repeats the uninterrupted run's
+    batches, masks, dropout masks and learning rates.
     """
     check_slices(train)
     if val is not None:

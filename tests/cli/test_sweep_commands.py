@@ -73,3 +73,26 @@ def test_ctrl_c_stops_the_sweep_and_says_how_to_resume(tmp_path):
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "phaselab-recon-grid")
     (parent,) = tracker.find_runs({"phaselab.role": "parent"})
     assert parent.info.status == "KILLED"
+
+
+@pytest.mark.ray
+def test_the_grid_refuses_an_unrealistic_generator(ray_session, tmp_path, capsys):
+    from phaselab.config import load_config
+    from phaselab.generators import create_phase_source
+
+    untrained = create_phase_source("sbdm", **load_config("tiny").generators["sbdm"].model)
+    checkpoint = untrained.save(tmp_path / "untrained_sbdm.pt")
+    argv = ["grid", "--config", "tiny", "--output-dir", str(tmp_path / "out"), "--ray-address", ray_session]
+    argv += ["--set", "grid.sources=[gt,sbdm]", "--set", f"generators.sbdm.checkpoint={checkpoint}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: refusing generator sbdm: UNREALISTIC: farther from the acquired phase")
+    assert "feature_fd" in err and "--set generators.sbdm.allow_unrealistic=true" in err
+    tracker = Tracker(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}", "phaselab-recon-grid")
+    (parent,) = tracker.find_runs({"phaselab.role": "parent"})
+    assert parent.info.status == "FAILED" and parent.data.tags["phaselab.realism.sbdm"] == "UNREALISTIC"
+    assert parent.data.metrics["realism_sbdm_pass"] == 0.0 and parent.data.metrics["realism_sbdm_score"] > 1
+    assert not tracker.child_runs(parent.info.run_id)  # no VarNet trial ran
+    assert not (tmp_path / "out" / "cache" / "synthesis").exists() or not any(
+        p.name.startswith("synth-sbdm") for p in (tmp_path / "out" / "cache" / "synthesis").iterdir()
+    )

@@ -18,6 +18,27 @@ def test_presets_resolve_and_validate():
     assert knee.grid.seeds == [0, 1, 2] and knee.grid.accelerations == [2, 3, 4, 6]
 
 
+def test_presets_train_the_varnet_and_the_complex_unet_is_one_override_away():
+    for name in preset_names():
+        config = load_config(name, ["data.root=/data"])
+        assert config.recon.model == "varnet" and config.train.optimizer == "adam"
+        assert config.train.lr_gamma == 1.0 and config.train.weight_decay is None
+    # a preset's varnet section still loads as before, and the complex U-Net takes the study's settings
+    config = load_config(
+        "knee",
+        [
+            "data.root=/data",
+            "recon.model=complex_unet",
+            "complex_unet={size: large, dropout: 0.4}",
+            "train={optimizer: adamw, lr: 4.4e-4, batch_size: 32, lr_gamma: 0.98}",
+        ],
+    )
+    assert config.varnet.cascades == 12 and config.recon.model == "complex_unet"
+    assert config.complex_unet.size == "large" and config.complex_unet.dropout == 0.4
+    assert config.train.optimizer == "adamw" and config.train.lr == pytest.approx(4.4e-4)
+    assert config.train.epochs == 40  # the rest of the preset's train section is kept
+
+
 def test_overrides_are_typed():
     config = load_config(
         "demo",
@@ -53,6 +74,13 @@ def test_overrides_are_typed():
         ("resources.synthesis_custom={fake_gpu: -1}", "resources.synthesis_custom"),
         ("resources.custom={fake_gpu: many}", "resources.custom.fake_gpu"),
         ("resources.synthesis_actors=0", "resources.synthesis_actors"),
+        ("recon.model=transformer", "recon.model"),
+        ("complex_unet.size=medium", "complex_unet.size"),
+        ("complex_unet.dropout=1.0", "complex_unet.dropout"),
+        ("train.optimizer=sgd", "train.optimizer"),
+        ("train.lr_gamma=0", "train.lr_gamma"),
+        ("train.lr_gamma=1.5", "train.lr_gamma"),
+        ("train.weight_decay=-0.1", "train.weight_decay"),
     ],
 )
 def test_bad_values_are_named(override, message):
@@ -116,3 +144,58 @@ def test_config_hash_is_stable_and_sensitive():
     a, b = load_config("demo"), load_config("demo")
     assert config_hash(a) == config_hash(b)
     assert config_hash(a) != config_hash(load_config("demo", ["train.steps=7"]))
+
+
+def test_asha_on_the_grid_is_refused_with_the_reason():
+    with pytest.raises(ConfigError, match=r"scheduler.asha: ASHA cannot run on the grid: it would stop R=6"):
+        load_config("demo", ["scheduler.asha=true"])
+
+
+def test_fraction_masks_need_a_centre_fraction_for_every_acceleration():
+    config = load_config(
+        "demo", ["grid.mask=random", "grid.accelerations=[4, 8]", "grid.center_fractions={4: 0.08, 8: 0.04}"]
+    )
+    assert config.grid.center_fractions == {4: 0.08, 8: 0.04}  # integer keys, as YAML writes them
+    with pytest.raises(
+        ConfigError, match=r"grid.center_fractions: mask 'random' needs a centre fraction for R=\[8\]"
+    ):
+        load_config(
+            "demo", ["grid.mask=random", "grid.accelerations=[4, 8]", "grid.center_fractions={4: 0.08}"]
+        )
+    with pytest.raises(ConfigError, match="grid.mask"):
+        load_config("demo", ["grid.mask=spiral"])
+    with pytest.raises(ConfigError, match="grid.num_acs_at.3: R=3 is not in grid.accelerations"):
+        load_config("demo", ["grid.num_acs_at={3: [4]}"])
+    with pytest.raises(ConfigError, match="grid.center_fractions: key 'x' is not an integer"):
+        load_config("demo", ["grid.mask=random", "grid.center_fractions={x: 0.1}"])
+
+
+def test_the_second_studys_presets():
+    from phaselab.orchestration.grid import grid_cells
+    from phaselab.orchestration.sweep import cell_model, cell_training
+
+    mixing = load_config("mixing")
+    g = mixing.grid
+    assert g.real_fraction == [0.001, 0.01, 0.05, 0.1, 0.15, 0.2, 1.0] and g.real_only
+    assert g.sources == ["phasegen", "sbdm"] and g.accelerations == [4] and g.seeds == [0, 1, 2]
+    assert g.mask == "random" and g.center_fractions == {4: 0.08}
+    cells = grid_cells(mixing)
+    assert {c["model"] for c in cells} == {"varnet", "complex_unet_large"}  # both downstream models
+    unet = next(c for c in cells if c["model"] == "complex_unet_large")
+    assert cell_model(mixing, unet) == ("complex_unet", {"size": "large", "dropout": 0.1})
+    assert cell_training(mixing, unet)["optimizer"] == "adamw" and cell_training(mixing, unet)["lr"] == 4.4e-4
+    varnet = next(c for c in cells if c["model"] == "varnet")
+    assert (
+        cell_training(mixing, varnet)["optimizer"] == "adam" and cell_training(mixing, varnet)["lr"] == 3e-4
+    )
+
+    phasegen = load_config("phasegen_knee")
+    cells = grid_cells(phasegen)
+    assert {(c["acceleration"], c["center_fraction"], c["num_acs"]) for c in cells} == {
+        (4, 0.08, 20),
+        (8, 0.04, 10),
+    }
+    assert {c["source"] for c in cells} == {"gt", "phasegen", "smooth"}
+    assert {c["model"] for c in cells} == {"complex_unet_small", "complex_unet_large"}
+    with pytest.raises(ConfigError, match="complex_unet.train: unknown training key"):
+        load_config("phasegen_knee", ["complex_unet.train={optimiser: sgd}"])

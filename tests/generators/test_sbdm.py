@@ -23,7 +23,7 @@ from phaselab.generators.sbdm import (
     karras_sigmas,
 )
 from phaselab.generators.sbdm.ncsnpp import AttnBlock, FIRResample
-from phaselab.generators.sbdm.sde import denoising_loss, largest_distance
+from phaselab.generators.sbdm.sde import Preconditioning, denoising_loss, largest_distance
 from phaselab.generators.training import GeneratorTrainConfig, PhasePairs, train_generator, validate
 from phaselab.mri.geometry import fourier_resize
 from phaselab.mri.phase import phase_of
@@ -262,3 +262,31 @@ def test_pc_samples_match_knee_phantom_phase_better_than_smooth():
     sampled = phase_gradient_stats(sbdm, test.magnitude)
     assert abs(sampled["gradient_median"] / truth["gradient_median"] - 1) < 0.3, (sampled, truth)
     assert abs(sampled["phase_std"] / truth["phase_std"] - 1) < 0.3, (sampled, truth)
+
+
+def test_selection_no_longer_favours_a_larger_sigma_max(trained):
+    """The old criterion (the DSM loss at fixed t) falls as sigma_max grows whatever the network: sigma(t)
+    is larger, and the loss ~ error / sigma^2. A search over sigma_max picked 378 by construction. The
+    validation loss now sits at fixed absolute sigmas (and searches rank samples): the same network
+    scores the same whatever its sigma_max."""
+    source, _, _ = trained
+    val = knee_pairs(range(6, 8))
+    cfg = GeneratorTrainConfig(batch_size=8, val_batches=2, device="cpu")
+    scores, old = {}, {}
+    for sigma_max in (25.0, 378.0):
+        twin = create_phase_source("sbdm", **{**source.config, "sigma_max": sigma_max})
+        twin.load_state_dict(source.state_dict())
+        scores[sigma_max] = validate(twin, val, cfg, torch.device("cpu"))["val_loss"]
+        x0 = torch.stack([torch.cos(val.phase), torch.sin(val.phase)], 1)
+        cond = (val.magnitude / val.magnitude.flatten(1).amax(1)[:, None, None])[:, None]
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+        losses = []
+        for t in (0.1, 0.3, 0.5, 0.7, 0.9):
+            sigma = twin.sde.sigma(torch.full((x0.shape[0],), t))
+            with torch.no_grad():
+                weighting = Preconditioning("score_sde")
+                loss = denoising_loss(twin.network("net"), twin.precond, x0, cond, sigma, noise, weighting)
+            losses.append(float(loss.mean()))
+        old[sigma_max] = sum(losses) / len(losses)
+    assert old[378.0] < 0.8 * old[25.0]  # the old criterion prefers the larger sigma_max
+    assert scores[378.0] == pytest.approx(scores[25.0], rel=1e-9)  # the new one does not

@@ -198,3 +198,20 @@ def test_apply_mask_zeroes_unsampled_columns():
 def test_apply_mask_rejects_width_mismatch():
     with pytest.raises(ValueError, match="width 12"):
         apply_mask(torch.zeros(4, 12, dtype=torch.complex64), equispaced_mask(10, 2, 2, offset=0))
+
+
+def test_volume_masks_are_fastmris_validation_masks_seeded_by_the_file_name():
+    from fastmri.data.subsample import RandomMaskFunc
+
+    from phaselab.mri.masks import volume_mask, volume_seed
+
+    names = ["file1000001.h5", "file1000002.h5", "phantom_knee_p003.h5"]
+    for name in names:
+        ours = volume_mask("random", 368, 4, name, center_fraction=0.08)
+        theirs = RandomMaskFunc([0.08], [4])((1, 640, 368, 2), seed=tuple(map(ord, name)))[0]
+        assert torch.equal(ours.columns, theirs.squeeze().bool())
+        assert volume_seed(name) == tuple(map(ord, name))
+    equispaced = [volume_mask("equispaced", 64, 6, name, num_acs=8).columns for name in names]
+    assert len({tuple(m.tolist()) for m in equispaced}) > 1  # not one offset for every volume
+    again = volume_mask("equispaced", 64, 6, names[0], num_acs=8).columns
+    assert torch.equal(again, equispaced[0])  # fixed per volume

@@ -8,6 +8,8 @@ from fastmri.losses import SSIMLoss
 from skimage.metrics import structural_similarity
 
 from phaselab.mri.metrics import (
+    mse,
+    mse_per_slice,
     nmse,
     nrmse,
     phase_error,
@@ -85,6 +87,27 @@ def test_nrmse_and_psnr_known_values():
     assert nmse(gt, pred) == pytest.approx(0.25)
     assert psnr(gt, pred) == pytest.approx(10 * np.log10(1 / 0.25))
     assert psnr(gt, pred, maxval=2.0) == pytest.approx(10 * np.log10(4 / 0.25))
+
+
+def test_mse_is_phasegens_per_slice_min_max_scaled_squared_error():
+    rng = np.random.default_rng(5)
+    gt = rng.random((3, 12, 10)) * np.array([1.0, 5.0, 300.0])[:, None, None] + 2.0
+    pred = gt + rng.standard_normal(gt.shape)
+    # the study's validation: target scaled to [0, 1] per slice, the prediction in the same units
+    expected = []
+    for g, p in zip(gt, pred, strict=True):
+        lo, hi = g.min(), g.max()
+        expected.append(np.mean(((g - lo) / (hi - lo) - (p - lo) / (hi - lo)) ** 2))
+    np.testing.assert_allclose(mse_per_slice(gt, pred), expected, rtol=1e-12)
+    assert mse(gt, pred) == pytest.approx(np.mean(expected), rel=1e-12)
+    assert mse(torch.from_numpy(gt[0]), torch.from_numpy(pred[0])) == pytest.approx(expected[0], rel=1e-12)
+    assert mse(gt, gt) == 0.0
+    # a constant target slice has no range: left out of the mean (NaN on its own)
+    flat = np.concatenate([gt[:1], np.full((1, 12, 10), 3.0)])
+    assert np.isnan(mse_per_slice(flat, flat + 1)[1]) and mse(flat, flat + 1) == pytest.approx(
+        float(mse_per_slice(flat, flat + 1)[0])
+    )
+    assert np.isnan(mse(np.zeros((1, 8, 8)), np.ones((1, 8, 8))))
 
 
 def test_single_image_and_torch_inputs_are_one_slice():

@@ -10,11 +10,8 @@ import torch
 
 from phaselab.data.phantoms import write_phantom_dataset
 from phaselab.generators import load_phase_source
-from phaselab.orchestration.generator_jobs import (
-    GeneratorJob,
-    download_registered_generator,
-    train_generator_tracked,
-)
+from phaselab.orchestration.generator_jobs import GeneratorJob, train_generator_tracked
+from phaselab.orchestration.generator_registry import download_registered_generator
 from phaselab.tracking import Tracker
 
 pytestmark = pytest.mark.ray
@@ -47,6 +44,25 @@ def test_two_worker_training_logs_registers_and_loads(ray_session, phantom_files
     assert steps == [2, 4]
     registered = download_registered_generator(tracker, "phaselab-gan", dst=tmp_path / "dl")
     torch.testing.assert_close(load_phase_source(registered).sample(magnitude, seed=3), phase)
+    # an MLflow model with a signature: mlflow.pyfunc loads it (weights_only) and samples the same phase
+    import mlflow
+
+    (version,) = tracker.client.search_model_versions("name='phaselab-gan'")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracker.uri)  # models:/ URIs resolve through the global tracking URI
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/phaselab-gan/{version.version}")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert model.metadata.signature.inputs.inputs[0].shape == (-1, 32, 32)
+    out = model.predict(magnitude.numpy(), params={"seed": 0})
+    torch.testing.assert_close(torch.from_numpy(out), source.sample(magnitude, seed=[0, 1]))
+    # the champion alias picks the version the grid takes when none is named
+    from phaselab.orchestration.generator_registry import set_champion
+
+    set_champion(tracker, "phaselab-gan", version.version)
+    champion = download_registered_generator(tracker, "phaselab-gan", dst=tmp_path / "champion")
+    assert champion.read_bytes() == registered.read_bytes()
 
     # Same job again: reused, not retrained or logged twice.
     again, again_run = train_generator_tracked(

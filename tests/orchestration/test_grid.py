@@ -1,5 +1,6 @@
 """The recon grid through Ray Tune and MLflow on CPU: run structure, metrics, artifacts, and resuming."""
 
+import json
 import os
 import signal
 import subprocess
@@ -31,6 +32,9 @@ def test_tiny_grid_logs_parent_and_children(ray_session, tmp_path):
     config = _tiny(tmp_path, "grid.sources=[gt, zero]")
     result = run_recon_grid(config, log_fn=lambda _: None)
     assert len(result.rows) == 2
+    # the test masks are per volume, seeded by the file name, and the same for every source
+    masks = {json.dumps(r["cell"]): r["effective_acceleration"] for r in result.rows}
+    assert len(set(masks.values())) == 1
 
     tracker = Tracker(result.tracking_uri, config.tracking.experiment)
     parent = tracker.client.get_run(result.parent_run_id)
@@ -48,6 +52,7 @@ def test_tiny_grid_logs_parent_and_children(ray_session, tmp_path):
         assert 0.0 < run.data.metrics["test_ssim"] <= 1.0
         assert 0.0 < run.data.metrics["test_zf_ssim"] <= 1.0
         assert run.data.params["varnet.cascades"] == "1"
+        assert run.data.params["train.random_global_phase"] == "True"  # every augmentation is a logged param
         history = tracker.client.get_metric_history(run.info.run_id, "val_ssim")
         assert [m.step for m in history] == [3, 6]  # one per evaluation, none twice
         artifacts = {a.path for a in tracker.client.list_artifacts(run.info.run_id, "checkpoints")}
@@ -62,6 +67,46 @@ def test_tiny_grid_logs_parent_and_children(ray_session, tmp_path):
     assert {"config.yaml", "grid", "figures"} <= top
     figures = {a.path for a in tracker.client.list_artifacts(result.parent_run_id, "figures")}
     assert "figures/ssim_vs_R.png" in figures
+
+    # every source's recTrain phase is scored against the acquired phase: gt is the acquired phase itself
+    table = {
+        row["source"]: row
+        for row in tracker.load_json_artifact(result.parent_run_id, "phase_metrics/table.json")
+    }
+    assert set(table) == {"gt", "zero"}
+    assert table["gt"]["phase_error"] == pytest.approx(0.0, abs=1e-6)
+    assert table["zero"]["phase_error"] > 0.1
+    assert (
+        table["zero"]["gradient_w1_low"] <= table["zero"]["gradient_w1"] <= table["zero"]["gradient_w1_high"]
+    )
+    # what the MLflow UI shows: a model-training experiment with a description, described runs with short
+    # names and plain column tags, one test value per run (step 0: bars, not one-dot lines), datasets,
+    # and pictures of the reconstructions
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "one child run per trial" in experiment.tags["mlflow.note.content"]
+    assert "phaselab grid --config tiny" in parent.data.tags["mlflow.note.content"]
+    assert parent.data.params["data.fractions.genTrain"] == "0.25"  # flattened, not a Python dict
+    for run in children.values():
+        cell = {k: run.data.tags[k] for k in ("source", "R", "nACS", "seed")}
+        assert run.info.run_name == f"R4 n4 {cell['source']} s0" and cell["R"] == "4"
+        assert run.data.tags["mlflow.note.content"].startswith(f"VarNet trained on **{cell['source']}**")
+        assert [m.step for m in tracker.client.get_metric_history(run.info.run_id, "test_ssim")] == [0]
+        inputs = tracker.client.get_run(run.info.run_id).inputs.dataset_inputs
+        contexts = {i.tags[0].value: i.dataset.name for i in inputs}
+        source = cell["source"]
+        expected = {
+            "training": f"recTrain-{source}",
+            "validation": f"recVal-{source}",
+            "test": "recTest-acquired",
+        }
+        assert contexts == expected
+        pictures = {a.path for a in tracker.client.list_artifacts(run.info.run_id, "reconstructions")}
+        assert pictures == {"reconstructions/test_slices.npz", "reconstructions/test_slices.png"}
+
+    phase_runs = tracker.child_runs(result.parent_run_id, role="phase-metrics")
+    by_name = {run.info.run_name: run for run in phase_runs.values()}
+    assert by_name["phase-zero"].data.metrics["phase_w1"] == pytest.approx(table["zero"]["phase_w1"])
 
 
 def _driver(tmp_path, address, *extra):
@@ -119,3 +164,22 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp
     for run in children:
         steps = [m.step for m in tracker.client.get_metric_history(run.info.run_id, "val_ssim")]
         assert steps == sorted(set(steps)) == list(range(3, 31, 3))
+
+
+def test_each_seed_trains_on_its_own_synthesis_draw(ray_session, tmp_path):
+    config = _tiny(
+        tmp_path, "grid.sources=[zero, smooth]", "grid.seeds=[0, 1]", "train.steps=2", "train.eval_every=2"
+    )
+    result = run_recon_grid(config, log_fn=lambda _: None)
+    assert len(result.rows) == 4
+    specs = {}
+    for path in (tmp_path / "sweeps" / result.sweep_key / "trials").glob("*/spec.json"):
+        spec = json.loads(path.read_text())
+        specs[spec["cell"]["source"], spec["cell"]["seed"]] = {
+            Path(p).parent.name for p in spec["train_shards"]
+        }
+    # a stochastic source: seed s trains on draw s (the spread over seeds includes its sampling variance)
+    assert specs["smooth", 0] != specs["smooth", 1]
+    assert specs["zero", 0] == specs["zero", 1]  # zero phase is the same for every seed: synthesized once
+    smooth_dirs = list((tmp_path / "cache" / "synthesis").glob("synth-smooth-*"))
+    assert len([d for d in smooth_dirs if d.is_dir()]) == 2

@@ -178,3 +178,20 @@ def test_figures_are_named_per_metric_and_per_nacs():
     finally:
         for fig in out.values():
             plt.close(fig)
+
+
+def test_grid_cells_follow_the_mask_kind():
+    from phaselab.config import load_config
+    from phaselab.orchestration.grid import grid_cells
+
+    knee = grid_cells(load_config("knee"))  # the preset runs R=2 with 31 centre lines only
+    at_r2 = sorted({c["num_acs"] for c in knee if c["acceleration"] == 2})
+    assert at_r2 == [31] and sorted({c["num_acs"] for c in knee if c["acceleration"] == 6}) == [16, 26, 31]
+    assert len(knee) == 6 * (1 + 3 * 3) * 3  # 6 sources x (R=2: nACS 31; R=3,4,6: three nACS) x 3 seeds
+    fractions = ["grid.mask=random", "grid.accelerations=[4, 8]", "grid.center_fractions={4: 0.08, 8: 0.04}"]
+    fractions.append("grid.num_acs_at={}")  # an empty mapping clears the preset's
+    cells = grid_cells(load_config("knee", [*fractions, "grid.sources=[gt]", "grid.seeds=[0]"]))
+    assert cells == [
+        {"source": "gt", "acceleration": 4, "num_acs": 20, "center_fraction": 0.08, "seed": 0},
+        {"source": "gt", "acceleration": 8, "num_acs": 10, "center_fraction": 0.04, "seed": 0},
+    ]

@@ -156,8 +156,8 @@ def gan_search(ray_session, tmp_path_factory):
 def test_tune_generator_registers_the_best_model(gan_search):
     _, output_dir, rc, out = gan_search
     assert rc == 0, out
-    best = _line(out, r"^best val_loss ([\d.e+-]+) with (\{.*\})$")
-    params = ast.literal_eval(best.group(2))
+    best = _line(out, r"^best realism score ([\d.e+-]+) \(< 1: closer to the acquired phase than smooth\)$")
+    params = ast.literal_eval(_line(out, r"^  with (\{.*\})$").group(1))
     assert set(params) == {"train.lr", "model.l1_weight", "model.ngf"}
     assert 5e-5 <= params["train.lr"] <= 5e-4
     assert params["model.l1_weight"] in (50.0, 100.0, 200.0)
@@ -173,17 +173,19 @@ def test_tune_generator_registers_the_best_model(gan_search):
     assert parent.data.tags["phaselab.kind"] == "tune-gan"
     assert {k: parent.data.params[f"best.{k}"] for k in params} == {k: str(v) for k, v in params.items()}
     assert parent.data.metrics["trials"] == 2
-    best_loss = parent.data.metrics["best_val_loss"]
-    assert best.group(1) == f"{best_loss:.4g}"
+    best_score = parent.data.metrics["best_realism_score"]
+    assert best.group(1) == f"{best_score:.4g}"
 
     assert len(children) == 2
     _check_stopped_or_finished(children)
-    history = {run_id: _history(tracker, run, "val_loss") for run_id, run in children.items()}
+    # trials are ranked by their samples (realism_score at every evaluation), their losses only logged
+    history = {run_id: _history(tracker, run, "realism_score") for run_id, run in children.items()}
     for run_id, run in children.items():
         assert run.data.tags["phaselab.role"] == "generator-trial"
-        assert [m.step for m in tracker.client.get_metric_history(run_id, "val_loss")] == [2, 4]
-    assert best_loss == pytest.approx(min(min(h) for h in history.values()), abs=1e-6)
-    (best_run,) = [children[i] for i, h in history.items() if min(h) == pytest.approx(best_loss, abs=1e-6)]
+        for metric in ("realism_score", "val_loss", "realism_feature_fd", "realism_smooth_feature_fd"):
+            assert [m.step for m in tracker.client.get_metric_history(run_id, metric)] == [2, 4]
+    assert best_score == pytest.approx(min(min(h) for h in history.values()), abs=1e-6)
+    (best_run,) = [children[i] for i, h in history.items() if min(h) == pytest.approx(best_score, abs=1e-6)]
     # The best trial ran to its end: FINISHED, not stopped by ASHA at its last evaluation.
     assert best_run.info.status == "FINISHED"
     assert best_run.data.tags["phaselab.checkpoint"] == str(checkpoint)
@@ -194,8 +196,12 @@ def test_tune_generator_registers_the_best_model(gan_search):
     assert version.run_id == parent.info.run_id
     assert version.tags["phaselab.search"] == parent.data.tags["phaselab.sweep_key"]
     assert version.source.endswith("/generator")
-    artifacts = [a.path for a in tracker.client.list_artifacts(parent.info.run_id, "generator")]
-    assert artifacts == ["generator/gan.pt"]
+    artifacts = {a.path for a in tracker.client.list_artifacts(parent.info.run_id, "generator")}
+    assert {"generator/MLmodel", "generator/artifacts"} <= artifacts  # an MLflow model around gan.pt
+    stored = [a.path for a in tracker.client.list_artifacts(parent.info.run_id, "generator/artifacts")]
+    assert stored == ["generator/artifacts/gan.pt"]
+    champion = tracker.client.get_model_version_by_alias("phaselab-gan", "champion")
+    assert str(champion.version) == "1"  # the search marks its best version for the grid
 
 
 def test_tune_generator_rerun_registers_no_new_version(gan_search):
@@ -253,8 +259,8 @@ def test_max_t_lets_a_trial_that_runs_to_the_end_finish(monkeypatch, tmp_path, s
     config = load_config("tiny", overrides)
 
     _capture_settings(monkeypatch, varnet_search, tmp_path)
-    monkeypatch.setattr(varnet_search, "synthesize_sources", lambda *args: {})
-    monkeypatch.setattr(varnet_search, "trial_spec", lambda *args, **kwargs: None)
+    monkeypatch.setattr(varnet_search, "synthesize_sources", lambda *args, **kwargs: {})
+    monkeypatch.setattr(varnet_search, "trial_spec", lambda *args, **kwargs: SimpleNamespace(train_shards=[]))
     monkeypatch.setattr(varnet_search, "save_spec", lambda spec: tmp_path / "spec.json")
     with pytest.raises(_Built) as varnet:
         varnet_search.run_varnet_search(config, source="gt", acceleration=4, num_acs=4, log_fn=lambda _: None)

@@ -33,6 +33,7 @@ def test_summary_matches_direct_metric_calls_and_beats_zero_filled(overfit_run):
             per_volume[prefix + "psnr"].append(metrics.psnr(gt, image))
             per_volume[prefix + "nmse"].append(metrics.nmse(gt, image))
             per_volume[prefix + "nrmse"].append(metrics.nrmse(gt, image))
+            per_volume[prefix + "mse"].append(metrics.mse(gt, image))
         row = next(r for r in result.volumes if r["volume"] == name)
         assert row["num_slices"] == 2 and row["ssim"] == pytest.approx(per_volume["ssim"][-1], rel=1e-5)
     for key in SUMMARY_KEYS:
@@ -41,6 +42,7 @@ def test_summary_matches_direct_metric_calls_and_beats_zero_filled(overfit_run):
     assert summary["ssim"] > summary["zf_ssim"] + 0.15
     assert summary["psnr"] > summary["zf_psnr"] + 3
     assert summary["nmse"] < summary["zf_nmse"] and summary["nrmse"] < summary["zf_nrmse"]
+    assert summary["mse"] < summary["zf_mse"]
 
 
 def test_slice_rows_use_the_volume_maximum(overfit_run):
@@ -58,6 +60,7 @@ def test_slice_rows_use_the_volume_maximum(overfit_run):
         )
         assert row["zf_psnr"] == pytest.approx(metrics.psnr(gt[s], zero_filled[s], maxval=gt.max()))
         assert row["zf_nrmse"] == pytest.approx(metrics.nrmse(gt[s], zero_filled[s]))
+        assert row["zf_mse"] == pytest.approx(metrics.mse(gt[s], zero_filled[s]))
     assert np.mean([r["ssim"] for r in rows]) == pytest.approx(result.volumes[0]["ssim"])
     assert model.training  # the model's mode is restored
 

@@ -13,7 +13,6 @@ from phaselab.generators.base import (
     register_phase_source,
     slice_generators,
 )
-from phaselab.generators.phasegen.complex_layers import set_dropout_generator
 from phaselab.generators.phasegen.diffusion import (
     CosineSchedule,
     eps_mse,
@@ -26,6 +25,7 @@ from phaselab.generators.phasegen.unet import PAPER_FEATURES, ComplexUNet
 from phaselab.generators.trained import PhaseBatch, TrainedPhaseSource, normalize_magnitude
 from phaselab.generators.training import GeneratorTrainConfig
 from phaselab.mri.phase import wrap_phase
+from phaselab.nn.complex_layers import set_dropout_generator
 
 
 def _model_input(z_t: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phaselab.generators.phasegen.complex_layers import (
+from phaselab.nn.complex_layers import (
     ComplexBatchNorm2d,
     ComplexConv2d,
     ComplexDropout,
@@ -70,7 +70,7 @@ class ResidualBlock(nn.Module):
 class ComplexUNet(nn.Module):
     """(B, in_channels, H, W) complex + (B,) timesteps -> (B, out_channels, H, W) complex.
 
-    Inside, feature maps are split real tensors (see complex_layers).
+    Inside, feature maps are split real tensors (see phaselab.nn.complex_layers).
 
     H and W must be divisible by 2 ** len(features) (one spectral pooling per level, then the
     bottleneck), e.g. 256 for the paper's five levels.
@@ -131,16 +131,3 @@ class ComplexUNet(nn.Module):
             x = up_conv(spectral_resize(x, tuple(skip.shape[-2:])))
             x = res(torch.cat([skip, x], dim=1), time)
         return to_complex(self.head(x))
-
-
-def count_parameters(module: nn.Module) -> dict[str, int]:
-    """Parameter counts: complex parameters, real parameters, and the total as torch counts it
-    (one per complex number) and as real numbers (two per complex number)."""
-    complex_n = sum(p.numel() for p in module.parameters() if p.is_complex())
-    real_n = sum(p.numel() for p in module.parameters() if not p.is_complex())
-    return {
-        "complex": complex_n,
-        "real": real_n,
-        "total": complex_n + real_n,
-        "real_equivalent": 2 * complex_n + real_n,
-    }

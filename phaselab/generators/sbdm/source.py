@@ -56,7 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "corrector_steps": 1,
     "rho": 7.0,
     "sample_batch": 32,  # slices per sampler call
-    "bf16": True,  # bf16 autocast of the network while sampling on CUDA
+    # bf16 autocast of the network while sampling on CUDA: off until validated against fp32 on phase error
+    # on a GPU (none was available to measure it); --set generators.sbdm.model.bf16=true to try it
+    "bf16": False,
     # EDM preconditioning keeps the denoised estimate on the data's scale at every sigma; "score_sde" is
     # the study's network (output / sigma), whose estimate drifts far off it at large sigma
     "preconditioning": "edm",

@@ -1,12 +1,13 @@
-"""Complex-valued layers for PhaseGen: convolution, linear, split PReLU, whitening batch norm, dropout,
-spectral pooling.
+"""Complex-valued layers shared by PhaseGen's diffusion U-Net and the complex reconstruction U-Net:
+convolution, linear, split PReLU / ReLU, whitening batch norm, dropout, spectral pooling.
 
 Representation: weights are complex64 parameters (W = A + iB counts as one complex parameter; only the
 batch-norm gamma and the PReLU slopes are real). Feature maps travel in *split* layout, a real tensor
 (B, 2C, H, W) holding the C real parts then the C imaginary parts (:func:`to_split`, :func:`to_complex`),
 so that a complex convolution is ONE real convolution with the block weight [[A, -B], [B, A]]: on CPU
 that is ~3x faster than torch's complex conv2d (three real convolutions plus strided copies). Everything
-runs in float32: bf16 autocast does not cover complex parameters, so PhaseGen samples in float32.
+runs in float32: bf16 autocast does not cover complex parameters, so networks built from these layers run
+in float32 (PhaseGen samples in float32; the complex reconstruction U-Net turns autocast off).
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ class SplitPReLU(nn.PReLU):
 
     def __init__(self, channels: int, init: float = 0.25):
         super().__init__(2 * channels, init)  # on split tensors: slopes of the real parts, then imaginary
+
+
+class SplitReLU(nn.ReLU):
+    """ReLU on the real and on the imaginary part separately (CReLU, Trabelsi et al. 2018; k-Strip's
+    ``relu``): on split tensors that is a plain ReLU."""
 
 
 class ComplexBatchNorm2d(nn.Module):
@@ -170,3 +176,16 @@ def spectral_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def spectral_pool(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
     """Downsample a split tensor by ``factor`` with :func:`spectral_resize`."""
     return spectral_resize(x, (x.shape[-2] // factor, x.shape[-1] // factor))
+
+
+def count_parameters(module: nn.Module) -> dict[str, int]:
+    """Parameter counts: complex parameters, real parameters, and the total as torch counts it
+    (one per complex number) and as real numbers (two per complex number)."""
+    complex_n = sum(p.numel() for p in module.parameters() if p.is_complex())
+    real_n = sum(p.numel() for p in module.parameters() if not p.is_complex())
+    return {
+        "complex": complex_n,
+        "real": real_n,
+        "total": complex_n + real_n,
+        "real_equivalent": 2 * complex_n + real_n,
+    }
