@@ -68,9 +68,10 @@ def realism(source, pairs: PhasePairs, label: str) -> dict:
     report = check_realism(source, pairs.magnitude, pairs.phase, max_slices=None)
     seconds = time.perf_counter() - began
     print(f"  [{label}] {report.summary()}", flush=True)
-    sample = source.sample(pairs.magnitude[:16], seed=list(range(16)))
-    stats = phase_gradient_stats(sample.numpy(), pairs.magnitude[:16].numpy())
-    truth = phase_gradient_stats(pairs.phase[:16].numpy(), pairs.magnitude[:16].numpy())
+    n = min(16, pairs.magnitude.shape[0])
+    sample = source.sample(pairs.magnitude[:n], seed=list(range(n)))
+    stats = phase_gradient_stats(sample.numpy(), pairs.magnitude[:n].numpy())
+    truth = phase_gradient_stats(pairs.phase[:n].numpy(), pairs.magnitude[:n].numpy())
     return {
         **report.as_dict(),
         "worse": list(report.worse),
@@ -119,8 +120,9 @@ def train_one(name: str, config, prepared, args, argv: list[str]) -> Path:
     gen = config.generators[name]
     train = load_phase_pairs(prepared.files("genTrain"))
     val = load_phase_pairs(prepared.files("genVal"))
-    source = create_phase_source(name, **gen.model)
     cfg = GeneratorTrainConfig(**{"device": "cpu", **gen.train})
+    torch.manual_seed(cfg.seed)  # gan/phasegen initialize from the global generator: not from what ran before
+    source = create_phase_source(name, **gen.model)
     print(f"{name}: {source.num_parameters():,} parameters, {cfg.steps} steps", flush=True)
     result = train_generator(source, train, val, cfg, log=lambda line: print(f"  {name}: {line}", flush=True))
     source.load_state_dict(result.best_state)

@@ -84,3 +84,15 @@ def test_shipped_sbdm_passes_the_realism_check_on_demo_genval(demo_data):
     pairs = load_phase_pairs(demo_data.files("genVal"))
     report = check_realism(load_phase_source(shipped("sbdm")), pairs.magnitude, pairs.phase, max_slices=None)
     assert report.realistic and report.score < 1.0, report.summary()
+
+
+def test_a_sweep_on_other_data_refuses_the_demo_checkpoint_before_using_it(tmp_path):
+    from types import SimpleNamespace
+
+    from phaselab.orchestration.generator_runs import generator_checkpoint
+
+    config = load_config("demo", [f"output_dir={tmp_path}"])
+    ctx = SimpleNamespace(config=config, prepared=SimpleNamespace(key="0123456789ab"), cache=tmp_path)
+    with pytest.raises(DataError, match="trained on prepared data") as err:
+        generator_checkpoint(ctx, "phasegen", log_fn=lambda line: None)
+    assert str(shipped("phasegen")) in str(err.value)
