@@ -308,3 +308,5 @@ def test_phase_size_models_a_fourier_downsampled_grid_and_samples_at_image_size(
     assert torch.allclose(back, flat, atol=1e-5)
     sample = source.sample(pairs.magnitude, seed=0)
     assert sample.shape == pairs.magnitude.shape and sample.abs().max() <= math.pi
+    with pytest.raises(ValueError, match="phase_size"):
+        create_phase_source("sbdm", **net, image_size=32, phase_size=64)

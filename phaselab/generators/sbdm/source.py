@@ -114,6 +114,9 @@ class SBDMPhaseSource(TrainedPhaseSource):
         get_sampler(config["sampler"])
         if config["steps"] is not None and int(config["steps"]) < 1:
             raise ValueError(f"steps must be >= 1, got {config['steps']}")
+        size = config["phase_size"]
+        if size is not None and not 0 < int(size) <= int(config["image_size"]):
+            raise ValueError(f"phase_size must be in [1, image_size {config['image_size']}], got {size}")
         if int(config["sample_batch"]) < 1:
             raise ValueError(f"sample_batch must be >= 1, got {config['sample_batch']}")
         if config["sigma_max"] != "auto":
