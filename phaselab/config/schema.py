@@ -142,7 +142,9 @@ class GeneratorConfig:
     train: dict[str, Any] = field(default_factory=dict)  # GeneratorTrainConfig fields (on top of the recipe)
     workers: int = 1  # Ray Train workers (DDP); GPUs when resources.gpus_per_trial > 0
     registered: str | None = None  # "model-name" or "model-name/version" in the MLflow registry
-    checkpoint: str | None = None  # a saved generator file to use instead of training one
+    # a saved generator file to use instead of training one: a path (relative: to the working directory) or
+    # phaselab:<path inside the package> (the shipped demo checkpoints); refused when it records other data
+    checkpoint: str | None = None
     # a generator whose samples are farther from the acquired phase than `smooth` is refused unless true
     allow_unrealistic: bool = False
 

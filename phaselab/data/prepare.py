@@ -39,7 +39,15 @@ class PreparedDataset:
 
 
 def _content_key(data_config: dict, sources: list[Path]) -> str:
-    stamp = [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in sources]
+    """The prepared dataset's key. The user's files are stamped by name, size and mtime; phantoms are a
+    function of their config and PHANTOM_VERSION, so only their names count: the same preset gives the
+    same key on every machine and cache (a checkpoint trained on it can say which data it was made for)."""
+    if data_config.get("source") == "phantoms":
+        from phaselab.data.phantoms import PHANTOM_VERSION
+
+        stamp: list = [(p.name, PHANTOM_VERSION) for p in sources]
+    else:
+        stamp = [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in sources]
     return config_hash({"config": data_config, "files": stamp, "version": PREPARE_VERSION})
 
 

@@ -4,6 +4,7 @@ A phase source maps magnitude images to phase maps. It never changes the magnitu
 k-space are built by ``phaselab.mri.phase`` from the caller's magnitude and the source's phase.
 """
 
+import json
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -58,11 +59,14 @@ class PhaseSource(ABC):
         if state:
             raise ValueError(f"phase source {self.name!r} has no learned state, got keys {sorted(state)}")
 
-    def save(self, path: str | Path) -> Path:
-        """Atomically write ``{"name", "config", "state_dict"}`` for :func:`load_phase_source`."""
+    def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+        """Atomically write ``{"name", "config", "state_dict"}`` for :func:`load_phase_source`, and
+        ``meta`` (plain JSON values: e.g. the ``data_key`` it was trained on) when given."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"name": self.name, "config": self.config, "state_dict": self.state_dict()}
+        if meta is not None:
+            payload["meta"] = json.loads(json.dumps(meta))  # plain values only: weights_only loads it
         fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -129,6 +133,46 @@ def load_phase_source(path: str | Path) -> PhaseSource:
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
         raise DataError(path, f"state does not fit phase source {name!r}: {err}") from err
     return source
+
+
+PACKAGE_PREFIX = "phaselab:"  # a checkpoint path inside the installed package, e.g. the demo's
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A configured checkpoint path: ``phaselab:<path>`` is inside the installed ``phaselab`` package
+    (the shipped demo checkpoints: found from any working directory); anything else is a file path,
+    relative ones against the working directory."""
+    text = str(path)
+    if text.startswith(PACKAGE_PREFIX):
+        return _PACKAGE_ROOT / text[len(PACKAGE_PREFIX) :]
+    return Path(text).expanduser().resolve()
+
+
+def checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """The ``meta`` a checkpoint was saved with ({} when none); DataError on an unreadable file."""
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(path, "phase-source checkpoint not found") from None
+    except Exception as err:
+        raise DataError(path, f"not a readable phase-source checkpoint ({type(err).__name__})") from err
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def check_checkpoint_data(path: str | Path, data_key: str) -> None:
+    """Refuse a checkpoint that records the data it was trained on when those are not ``data_key``:
+    its genTrain may hold this sweep's test patients, or other data entirely."""
+    recorded = checkpoint_meta(path).get("data_key")
+    if recorded is not None and recorded != data_key:
+        raise DataError(
+            path,
+            f"this generator was trained on prepared data {recorded}, but this sweep's data are "
+            f"{data_key}: its training slices may be other data or this sweep's test patients; train "
+            "it on these data instead (remove generators.<name>.checkpoint), or retrain the checkpoint "
+            "(scripts/train_demo_generators.py for the demo's)",
+        )
 
 
 def slice_generators(seed: SliceSeed, batch: int) -> list[torch.Generator]:

@@ -129,11 +129,13 @@ class TrainedPhaseSource(PhaseSource):
             module.train(training)
 
     def state_dict(self) -> dict[str, Any]:
+        """A snapshot on the CPU: copies, never views of the live weights (``Tensor.cpu()`` of a CPU tensor
+        is the tensor itself, so the shared loop's "best state" would follow the weights as they train)."""
         state = {}
         for name, module in self.networks.items():
-            state.update({f"{name}.{k}": v.cpu() for k, v in _unwrap(module).state_dict().items()})
+            state.update({f"{name}.{k}": _copy(v) for k, v in _unwrap(module).state_dict().items()})
         for name, module in self.ema.items():
-            state.update({f"ema.{name}.{k}": v.cpu() for k, v in module.state_dict().items()})
+            state.update({f"ema.{name}.{k}": _copy(v) for k, v in module.state_dict().items()})
         if self.trained_size is not None:
             state[TRAINED_SIZE_KEY] = torch.tensor(self.trained_size)
         return state
@@ -149,6 +151,10 @@ class TrainedPhaseSource(PhaseSource):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for m in self.networks.values() for p in _unwrap(m).parameters())
+
+
+def _copy(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().to("cpu", copy=True)
 
 
 def _subdict(state: dict[str, Any], prefix: str) -> dict[str, Any]:

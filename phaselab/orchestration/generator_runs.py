@@ -9,13 +9,13 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import ray
 
 from phaselab.config import GeneratorConfig, SweepConfig, generator_settings
 from phaselab.content_key import config_hash, file_digest
 from phaselab.generators import phase_source_class
+from phaselab.generators.base import check_checkpoint_data, resolve_checkpoint
 from phaselab.generators.realism import RealismReport, UnrealisticGenerator
 from phaselab.orchestration.generator_jobs import GeneratorJob, train_generator_tracked
 from phaselab.orchestration.progress import say
@@ -118,7 +118,8 @@ def generator_checkpoint(
     folder = ctx.cache / "generators"
     run_id = None
     if gen.checkpoint:
-        path, origin = Path(gen.checkpoint).expanduser().resolve(), f"file {gen.checkpoint}"
+        path, origin = resolve_checkpoint(gen.checkpoint), f"file {gen.checkpoint}"
+        check_checkpoint_data(path, ctx.prepared.key)  # DataError naming the file on other data
         log_fn(f"generator {source}: using {path}")
     elif gen.registered:
         name, _, version = gen.registered.partition("/")

@@ -198,3 +198,28 @@ def test_bad_config_and_recommended_schedule():
     cfg = pix2pix_train_config(24_854)  # knee genTrain: 776 steps per epoch at batch 32
     assert (cfg.steps, cfg.eval_every, cfg.batch_size, cfg.lr) == (77_600, 776, 32, 1e-4)
     assert cfg.schedule == "linear_decay" and cfg.decay_start == 0.5 and cfg.grad_clip is None
+
+
+def test_center_phase_learns_an_offset_free_target_and_samples_a_seeded_global_phase():
+    from phaselab.generators.gan.source import remove_global_phase
+
+    pairs = _phantoms(range(2), slices=2)
+    magnitude = normalize_magnitude(pairs.magnitude.float())
+    centred = remove_global_phase(pairs.phase.float(), magnitude)
+    turned = remove_global_phase(pairs.phase.float() + 1.3, magnitude)  # any offset gives the same target
+    assert torch.allclose(
+        torch.polar(torch.ones_like(centred), centred),
+        torch.polar(torch.ones_like(turned), turned),
+        atol=1e-4,
+    )
+    source = create_phase_source("gan", **TINY, center_phase=True, sample_dropout=False)
+    a, b = source.sample(pairs.magnitude, seed=0), source.sample(pairs.magnitude, seed=1)
+    assert torch.equal(a, source.sample(pairs.magnitude, seed=0))
+    # without dropout the seed only turns each slice's phase by a constant
+    step = torch.angle(torch.polar(torch.ones_like(a), b - a).flatten(1).mean(1))
+    assert torch.allclose(
+        torch.polar(torch.ones_like(a), a + step[:, None, None]),
+        torch.polar(torch.ones_like(b), b),
+        atol=1e-4,
+    )
+    assert step.abs().min() > 1e-3

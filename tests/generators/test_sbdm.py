@@ -290,3 +290,23 @@ def test_selection_no_longer_favours_a_larger_sigma_max(trained):
         old[sigma_max] = sum(losses) / len(losses)
     assert old[378.0] < 0.8 * old[25.0]  # the old criterion prefers the larger sigma_max
     assert scores[378.0] == pytest.approx(scores[25.0], rel=1e-9)  # the new one does not
+
+
+def test_phase_size_models_a_fourier_downsampled_grid_and_samples_at_image_size():
+    from phaselab.generators.sbdm.source import _fourier_resize_channels
+    from phaselab.generators.trained import PhaseBatch, phase_to_encoding
+
+    pairs = knee_pairs(range(2), size=32, slices=2)
+    net = {k: v for k, v in TINY_CONFIG.items() if k != "image_size"}
+    source = create_phase_source("sbdm", **net, image_size=32, phase_size=16, sampler="heun", steps=3)
+    assert source.grid_size == 16 and source.net_config().image_size == 16
+    x0, cond = source._inputs(PhaseBatch(pairs.magnitude, pairs.phase))
+    assert x0.shape == (4, 2, 16, 16) and cond.shape == (4, 1, 16, 16)
+    # a constant phase stays that constant down to the grid and back
+    flat = phase_to_encoding(torch.full((1, 32, 32), 0.7))
+    back = _fourier_resize_channels(_fourier_resize_channels(flat, 16), 32)
+    assert torch.allclose(back, flat, atol=1e-5)
+    sample = source.sample(pairs.magnitude, seed=0)
+    assert sample.shape == pairs.magnitude.shape and sample.abs().max() <= math.pi
+    with pytest.raises(ValueError, match="phase_size"):
+        create_phase_source("sbdm", **net, image_size=32, phase_size=64)

@@ -1,5 +1,6 @@
 """The shared generator training loop, on a tiny regression 'generator' (phase = f(magnitude))."""
 
+import io
 import math
 
 import torch
@@ -144,3 +145,31 @@ def test_ema_warm_up_is_exact_at_step_zero_and_step_n():
         expected = [d * a + (1 - d) * b for a, b in zip(expected, w, strict=True)]
     for got, want in zip(source.ema["net"].parameters(), expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_best_state_is_a_snapshot_not_the_live_weights():
+    """On the CPU the best state the loop keeps (and the grid samples from) must not follow the weights
+    as they keep training: Tensor.cpu() of a CPU tensor is the tensor itself."""
+
+    class Scripted(Regressor):  # validation says the first evaluation is the best one
+        losses = iter([1.0, 2.0, 3.0])
+
+        def validation_loss(self, batch, generator):
+            return {"val_loss": next(self.losses)}
+
+    saved = []  # what each report wrote, serialized at once as the Ray worker does
+
+    def report(metrics, checkpoint):
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        saved.append(buffer.getvalue())
+
+    source = Scripted()
+    cfg = GeneratorTrainConfig(steps=6, batch_size=8, lr=1e-2, eval_every=2, device="cpu")
+    result = train_generator(source, _pairs(), _pairs(8, seed=1), cfg, report=report)
+    first = torch.load(io.BytesIO(saved[0]), weights_only=True)["state"]
+    assert result.best_val_loss == 1.0
+    for key, value in first.items():
+        assert torch.equal(result.best_state[key], value), key
+    live = source.networks["net"].state_dict()["0.weight"]
+    assert not torch.equal(result.best_state["net.0.weight"], live)  # it trained on after the best

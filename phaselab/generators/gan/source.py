@@ -2,10 +2,16 @@
 
 Sampling keeps dropout on, as pix2pix does at test time (its only stochasticity), with each slice's masks
 drawn from its own seeded generator; ``sample_dropout=False`` gives the deterministic map instead.
+
+``center_phase`` (off in the study): a slice's global phase carries no information and cannot be told
+from its magnitude, so an L1 target with an arbitrary offset pulls the (cos, sin) output towards its
+average over offsets (short vectors: a patchy, rough angle). With it the target is the phase with the
+slice's magnitude-weighted circular mean removed, and each sample gets a seeded uniform global phase.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -25,6 +31,15 @@ from phaselab.generators.trained import (
 )
 from phaselab.generators.training import GeneratorTrainConfig
 from phaselab.mri.metrics import phase_error
+from phaselab.mri.phase import wrap_phase
+
+
+def remove_global_phase(phase: torch.Tensor, magnitude: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+    """(B, H, W) phase minus each slice's magnitude-weighted circular mean over the object (magnitude above
+    ``threshold`` x its maximum, as the realism metrics define it), wrapped."""
+    weight = magnitude * (magnitude > threshold * magnitude.flatten(1).amax(1)[:, None, None])
+    offset = torch.angle((torch.polar(weight.float(), phase.float())).sum(dim=(-2, -1)))
+    return wrap_phase(phase - offset[:, None, None])
 
 
 def pix2pix_train_config(
@@ -65,6 +80,7 @@ class GANPhaseSource(TrainedPhaseSource):
         beta1: float = 0.5,
         beta2: float = 0.999,
         sample_dropout: bool = True,
+        center_phase: bool = False,
     ):
         if gan_loss not in ("vanilla", "lsgan"):
             raise ValueError(f"gan_loss must be 'vanilla' or 'lsgan', got {gan_loss!r}")
@@ -73,7 +89,7 @@ class GANPhaseSource(TrainedPhaseSource):
         super().__init__(
             size=size, ngf=ngf, ndf=ndf, n_layers=n_layers, norm=norm, dropout=dropout,
             dropout_blocks=dropout_blocks, l1_weight=l1_weight, gan_loss=gan_loss, beta1=beta1,
-            beta2=beta2, sample_dropout=sample_dropout,
+            beta2=beta2, sample_dropout=sample_dropout, center_phase=bool(center_phase),
         )  # fmt: skip
 
     def build_networks(self) -> dict[str, nn.Module]:
@@ -112,6 +128,13 @@ class GANPhaseSource(TrainedPhaseSource):
     def _noise(self, generator: torch.Generator) -> DropoutNoise:
         return generator if self.config["sample_dropout"] else None
 
+    def target(self, batch: PhaseBatch) -> torch.Tensor:
+        """(cos, sin) of the phase to learn: as acquired, or with ``center_phase`` offset-free."""
+        phase = batch.phase
+        if self.config["center_phase"]:
+            phase = remove_global_phase(phase, batch.magnitude)
+        return phase_to_encoding(phase)
+
     # what the shared loop calls ----------------------------------------------------------------
     def training_step(
         self,
@@ -124,7 +147,7 @@ class GANPhaseSource(TrainedPhaseSource):
         the updated D with D frozen. Dropout is always on in training."""
         net_g, net_d = self.networks["generator"], self.networks["discriminator"]
         cond = self.condition(batch.magnitude)
-        real = phase_to_encoding(batch.phase)
+        real = self.target(batch)
         fake = net_g(cond, noise=generator)
 
         # real and fake go through D in one forward (one DDP forward per backward); with instance norm
@@ -156,7 +179,7 @@ class GANPhaseSource(TrainedPhaseSource):
         fake = self.network("generator")(self.condition(batch.magnitude), noise=self._noise(generator))
         pred = encoding_to_phase(fake)
         return {
-            "val_loss": float(F.l1_loss(fake, phase_to_encoding(batch.phase))),
+            "val_loss": float(F.l1_loss(fake, self.target(batch))),
             "val_phase_error": phase_error(
                 pred.cpu().numpy(), batch.phase.cpu().numpy(), batch.magnitude.cpu().numpy()
             ),
@@ -168,7 +191,11 @@ class GANPhaseSource(TrainedPhaseSource):
     ) -> torch.Tensor:
         """Phase (B, H, W) in (-pi, pi]; slice i's dropout masks come from its own generator only."""
         check_magnitude(magnitude)
-        noise = slice_generators(seed, magnitude.shape[0]) if self.config["sample_dropout"] else None
+        generators = slice_generators(seed, magnitude.shape[0])
+        offsets = None
+        if self.config["center_phase"]:  # drawn first: then the dropout masks from the same generators
+            offsets = torch.cat([(torch.rand(1, generator=g) * 2 - 1) * math.pi for g in generators])
+        noise = generators if self.config["sample_dropout"] else None
         net = self.network("generator")
         was_training = net.training
         net.eval()  # batch norm, if used, must not pool statistics over the batch
@@ -177,6 +204,8 @@ class GANPhaseSource(TrainedPhaseSource):
             phase = encoding_to_phase(net(cond, noise=noise))
         finally:
             net.train(was_training)
+        if offsets is not None:
+            phase = wrap_phase(phase + offsets.to(phase.device)[:, None, None])
         return phase.to(magnitude.device)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

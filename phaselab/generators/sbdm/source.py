@@ -26,6 +26,7 @@ from phaselab.generators.trained import (
     normalize_magnitude,
     phase_to_encoding,
 )
+from phaselab.mri.geometry import fourier_resize
 
 _NET_KEYS = (
     "image_size",
@@ -70,6 +71,10 @@ DEFAULTS: dict[str, Any] = {
     # sigma ranges or preconditionings compare at the same sigmas (a fixed t would not)
     "val_sigmas": [0.02, 0.1, 0.5, 2.0, 10.0],
     "init_seed": 0,  # network initialization (and Fourier features) are a function of this seed
+    # side of the grid the network models the phase on (None: image_size). Phase maps are smooth: e^{i phase}
+    # and the magnitude are Fourier-downsampled to it (k-space centre), and samples Fourier-upsampled to
+    # image_size; a CPU-sized network learns a 32x32 grid in minutes (the demo's checkpoint uses it)
+    "phase_size": None,
 }
 
 # A tiny network for tests and CPU demos on 16x16 images (sigma_max ~ largest distance between examples).
@@ -109,6 +114,9 @@ class SBDMPhaseSource(TrainedPhaseSource):
         get_sampler(config["sampler"])
         if config["steps"] is not None and int(config["steps"]) < 1:
             raise ValueError(f"steps must be >= 1, got {config['steps']}")
+        size = config["phase_size"]
+        if size is not None and not 0 < int(size) <= int(config["image_size"]):
+            raise ValueError(f"phase_size must be in [1, image_size {config['image_size']}], got {size}")
         if int(config["sample_batch"]) < 1:
             raise ValueError(f"sample_batch must be >= 1, got {config['sample_batch']}")
         if config["sigma_max"] != "auto":
@@ -129,13 +137,14 @@ class SBDMPhaseSource(TrainedPhaseSource):
     def net_config(self) -> NCSNppConfig:
         c = self.config
         net = {k: tuple(c[k]) if isinstance(c[k], list) else c[k] for k in _NET_KEYS}
+        net["image_size"] = self.grid_size
         return NCSNppConfig(**net, scale_by_sigma=c["preconditioning"] == "score_sde")
 
     def prepare_training(self, magnitude: torch.Tensor, phase: torch.Tensor) -> None:
         """sigma_max "auto": the largest distance between two training encodings, rounded up (Song &
         Ermon's technique 1: the initial noise must be able to reach every training example)."""
         if self.config["sigma_max"] == "auto":
-            distance = largest_distance(phase_to_encoding(phase.float()))
+            distance = largest_distance(self._to_grid(phase_to_encoding(phase.float())))
             self.config["sigma_max"] = float(math.ceil(distance))
 
     def build_networks(self) -> dict[str, nn.Module]:
@@ -183,7 +192,18 @@ class SBDMPhaseSource(TrainedPhaseSource):
 
     def _inputs(self, batch: PhaseBatch) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_size(batch.phase.shape[-2:])
-        return phase_to_encoding(batch.phase.float()), batch.magnitude.float()[:, None]
+        x0 = self._to_grid(phase_to_encoding(batch.phase.float()))
+        return x0, self._to_grid(batch.magnitude.float()[:, None])
+
+    @property
+    def grid_size(self) -> int:
+        """Side of the network's grid: ``phase_size``, or ``image_size`` when that is None."""
+        return int(self.config["phase_size"] or self.config["image_size"])
+
+    def _to_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, n, n) at image_size -> the network's grid: (cos, sin) as one complex image, the
+        magnitude (C = 1) as a real one, each Fourier-resized (never an angle)."""
+        return _fourier_resize_channels(x, self.grid_size)
 
     def _check_size(self, size: torch.Size) -> None:
         n = self.config["image_size"]
@@ -220,7 +240,7 @@ class SBDMPhaseSource(TrainedPhaseSource):
         check_magnitude(magnitude)
         self._check_size(magnitude.shape[-2:])
         c = self.config
-        cond = normalize_magnitude(magnitude.float().cpu())[:, None]
+        cond = self._to_grid(normalize_magnitude(magnitude.float().cpu())[:, None])
         generators = slice_generators(seed, magnitude.shape[0])
         sampler, sigmas = get_sampler(c["sampler"]), self.sampling_sigmas()
         options = {"snr": c["snr"], "corrector_steps": c["corrector_steps"]} if c["sampler"] == "pc" else {}
@@ -228,10 +248,20 @@ class SBDMPhaseSource(TrainedPhaseSource):
         phases = []
         for start in range(0, magnitude.shape[0], int(c["sample_batch"])):
             gens = generators[start : start + int(c["sample_batch"])]
-            x = initial_noise((2, *magnitude.shape[-2:]), float(sigmas[0]), gens, self.device)
+            x = initial_noise((2, self.grid_size, self.grid_size), float(sigmas[0]), gens, self.device)
             chunk = cond[start : start + len(gens)].to(self.device)
             x = sampler(counter, x, sigmas, cond=chunk, generators=gens, **options)
-            phases.append(encoding_to_phase(x))
+            phases.append(encoding_to_phase(_fourier_resize_channels(x, int(c["image_size"]))))
             self.last_evaluations = counter.evaluations
             counter.evaluations = 0
         return torch.cat(phases).to(magnitude.device)
+
+
+def _fourier_resize_channels(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 2, H, W) (cos, sin) resized as the complex image cos + i sin; (B, 1, H, W) as a real image."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    if x.shape[1] == 2:
+        z = fourier_resize(torch.complex(x[:, 0].float(), x[:, 1].float()), size)
+        return torch.stack([z.real, z.imag], dim=1).to(x.dtype)
+    return fourier_resize(x.to(torch.complex64), size).real.to(x.dtype)
