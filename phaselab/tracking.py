@@ -230,7 +230,18 @@ class Tracker:
         content digest, where it lies, and ``context`` (training / validation / test)."""
         dataset = Dataset(name=name, digest=digest[:36], source_type="local", source=source)
         inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])]
-        with_retries(lambda: self.client.log_inputs(run_id, datasets=inputs))
+        for attempt in range(3):
+            try:
+                with_retries(lambda: self.client.log_inputs(run_id, datasets=inputs))
+                return
+            except MlflowException as err:
+                # Trials of one source log the same dataset at once: both find it missing, one insert
+                # wins and the other fails on the unique key (SQLite "UNIQUE constraint failed",
+                # PostgreSQL "duplicate key"). Logging again finds the row and only links it to the run.
+                text = str(err).lower()
+                if attempt == 2 or not ("unique constraint" in text or "duplicate key" in text):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         batch = [RunTag(k, str(v)) for k, v in tags.items()]

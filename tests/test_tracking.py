@@ -278,3 +278,29 @@ def test_runs_view_is_saved_once_in_the_uis_format(tracker):
     assert runs_page_url("http://127.0.0.1:5000/", "7", "v1") == (
         "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning&viewStateShareKey=v1"
     )
+
+
+def test_a_dataset_logged_by_a_concurrent_trial_first_is_linked_not_an_error(tracker, monkeypatch):
+    run_id, _ = tracker.parent_run("datasets", "datasets")
+    real = tracker.client.log_inputs
+    calls = []
+
+    def racing(run, datasets):  # another trial inserted the same dataset between lookup and insert
+        calls.append(run)
+        if len(calls) == 1:
+            real(tracker.parent_run("other", "other")[0], datasets=datasets)
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.digest")
+        return real(run, datasets=datasets)
+
+    monkeypatch.setattr(tracker.client, "log_inputs", racing)
+    tracker.log_dataset(run_id, "gt recTrain", "d" * 40, "/data/gt", "training")
+    assert len(calls) == 2
+    (logged,) = tracker.client.get_run(run_id).inputs.dataset_inputs
+    assert (logged.dataset.name, logged.dataset.digest) == ("gt recTrain", "d" * 36)
+
+    def broken(run, datasets):
+        raise MlflowException("disk I/O error", error_code=INVALID_PARAMETER_VALUE)
+
+    monkeypatch.setattr(tracker.client, "log_inputs", broken)
+    with pytest.raises(MlflowException, match="disk I/O"):  # anything else is not swallowed
+        tracker.log_dataset(run_id, "zero recTrain", "e" * 40, "/data/zero", "training")
