@@ -32,7 +32,11 @@ def assigned_gpus() -> float:
     ray = sys.modules.get("ray")  # imported in Ray workers; never imported here for an in-process trial
     if ray is None or not ray.is_initialized():
         return 0.0
-    return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
+    try:
+        assigned = ray.get_runtime_context().get_assigned_resources()
+    except AssertionError:  # the driver (an in-process trial in a process that started Ray): no task
+        return 0.0
+    return float(assigned.get("GPU", 0.0))
 
 
 def default_max_concurrent(res: Any, cluster: Mapping[str, float]) -> int | None:

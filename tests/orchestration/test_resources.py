@@ -53,6 +53,13 @@ def test_outside_ray_a_trial_holds_no_gpu():
     assert assigned_gpus() == 0.0
 
 
+def test_in_the_process_that_started_ray_a_trial_holds_no_gpu(ray_session):
+    import ray
+
+    assert ray.is_initialized()  # the driver: Ray's runtime context has no task to ask
+    assert assigned_gpus() == 0.0
+
+
 def test_a_trial_caps_its_memory_to_the_gpu_share_ray_assigned(tmp_path, fake_cuda, monkeypatch):
     monkeypatch.setattr(trial, "assigned_gpus", lambda: 0.25)  # what Ray reports inside a 0.25-GPU trial
     monkeypatch.setattr("phaselab.recon.train.resolve_device", lambda name: torch.device("cpu"))
