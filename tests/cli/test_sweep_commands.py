@@ -48,6 +48,7 @@ def test_search_dry_runs_describe_the_search(capsys):
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # 30-80 s on 2 cores: out of CI (python -m pytest -m slow)
 def test_ctrl_c_stops_the_sweep_and_says_how_to_resume(tmp_path):
     """A real SIGINT to a running sweep (a trial in flight): no Tune restore advice, no 'sweep finished',
     exit 130, the parent run KILLED; the rerun resumes."""

@@ -162,6 +162,7 @@ def _sweep(tmp_path, data_root, *extra):
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # 30-80 s on 2 cores: out of CI (python -m pytest -m slow)
 def test_corrupt_file_is_named_then_skipped(ray_session, tmp_path):
     data = tmp_path / "knee"
     files = write_phantom_dataset(data, patients=8, slices=2, size=32, kind="knee", seed=0)

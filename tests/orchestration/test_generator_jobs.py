@@ -94,6 +94,7 @@ def _kill_one_worker_after_checkpoint(storage, stop: threading.Event, killed: li
         time.sleep(0.1)
 
 
+@pytest.mark.slow  # 30-80 s on 2 cores: out of CI (python -m pytest -m slow)
 def test_killed_worker_resumes_from_checkpoint(ray_session, phantom_files, tmp_path):
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "generators", artifact_root=tmp_path / "art")
     job = _job(phantom_files, tmp_path, steps=40)

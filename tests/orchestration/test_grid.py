@@ -165,6 +165,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp
         assert steps == sorted(set(steps)) == list(range(3, 31, 3))
 
 
+@pytest.mark.slow  # 30-80 s on 2 cores: out of CI (python -m pytest -m slow)
 def test_each_seed_trains_on_its_own_synthesis_draw(ray_session, tmp_path):
     config = _tiny(
         tmp_path, "grid.sources=[zero, smooth]", "grid.seeds=[0, 1]", "train.steps=2", "train.eval_every=2"

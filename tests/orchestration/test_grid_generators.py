@@ -13,6 +13,7 @@ from phaselab.tracking import Tracker
 pytestmark = pytest.mark.ray
 
 
+@pytest.mark.slow  # 30-80 s on 2 cores: out of CI (python -m pytest -m slow)
 def test_tiny_grid_trains_sbdm_and_gan_on_their_recipes(ray_session, tmp_path):
     overrides = [
         f"output_dir={tmp_path}",

@@ -33,6 +33,7 @@ def test_mixing_cells_train_nothing_twice():
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # 30-80 s on 2 cores: out of CI (python -m pytest -m slow)
 def test_a_tiny_mixing_grid_logs_table_iii_with_the_child_runs_values(ray_session, tmp_path):
     overrides = [f"output_dir={tmp_path}", "grid.sources=[zero, smooth]", "grid.real_fraction=[0, 0.5, 1]"]
     config = load_config("tiny", [*overrides, "grid.real_only=true", "data.patients=12", "train.steps=2"])

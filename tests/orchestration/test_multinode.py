@@ -78,6 +78,7 @@ def _scenario(output_dir: str) -> dict:
         cluster.shutdown()
 
 
+@pytest.mark.slow  # 30-80 s on 2 cores: out of CI (python -m pytest -m slow)
 def test_trials_and_synthesis_spread_over_two_worker_nodes(tmp_path):
     env = {**os.environ, "RAY_memory_usage_threshold": "0.98", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
