@@ -12,7 +12,7 @@ def test_presets_resolve_and_validate():
         assert isinstance(load_config(name), SweepConfig)
     demo = load_config("demo")
     assert demo.data.size == 64 and demo.varnet.cascades == 4
-    assert demo.grid.num_acs == [4, 8] and demo.grid.accelerations == [2, 4, 6]
+    assert demo.grid.num_acs == [4, 8] and demo.grid.accelerations == [4, 6]
     knee = load_config("knee", ["data.root=/data"])
     assert knee.data.size == 256 and knee.varnet.cascades == 12 and knee.grid.num_acs == [16, 26, 31]
     assert knee.grid.seeds == [0, 1, 2] and knee.grid.accelerations == [2, 3, 4, 6]
