@@ -11,22 +11,12 @@ from phaselab.generators.phasegen.diffusion import CosineSchedule, eps_mse, q_sa
 from phaselab.generators.phasegen.unet import ComplexUNet
 from phaselab.generators.training import GeneratorTrainConfig, PhasePairs, train_generator
 from phaselab.nn.complex_layers import count_parameters
+from tests.complex_helpers import one_torch_thread, random_complex  # noqa: F401  (the fixture)
 
 TINY = {"features": (4, 8), "blocks": 1, "time_dim": 16, "timesteps": 20}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny convolutions gain nothing from intra-op threads, and on a loaded 2-core box they stall
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _complex(*shape, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.complex(torch.randn(shape, generator=g), torch.randn(shape, generator=g))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_paper_unet_parameter_count():
@@ -45,7 +35,7 @@ def test_cosine_schedule_and_forward_process():
     assert abar[0] > 0.9999 and abar[-1] < 1e-6 and bool((abar[1:] < abar[:-1]).all())
     f = lambda t: math.cos((t / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
     assert math.isclose(float(abar[499]), f(500) / f(0), rel_tol=1e-9)
-    z0, eps = _complex(3, 1, 4, 4, seed=1), _complex(3, 1, 4, 4, seed=2)
+    z0, eps = random_complex(3, 1, 4, 4, seed=1), random_complex(3, 1, 4, 4, seed=2)
     t = torch.tensor([0, 500, 999])
     expected = (
         abar[t].sqrt().float()[:, None, None, None] * z0

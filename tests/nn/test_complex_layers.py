@@ -18,27 +18,17 @@ from phaselab.nn.complex_layers import (
     to_complex,
     to_split,
 )
+from tests.complex_helpers import one_torch_thread, random_complex  # noqa: F401  (the fixture)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _complex(*shape, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.complex(torch.randn(shape, generator=g), torch.randn(shape, generator=g))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_complex_conv_is_the_real_arithmetic_formula():
     torch.manual_seed(0)
     conv = ComplexConv2d(3, 5, kernel_size=3, bias=True)
     with torch.no_grad():
-        conv.bias.copy_(_complex(5, seed=3))
-    z = _complex(2, 3, 8, 8, seed=1)
+        conv.bias.copy_(random_complex(5, seed=3))
+    z = random_complex(2, 3, 8, 8, seed=1)
     a, b = conv.weight.real.detach(), conv.weight.imag.detach()
     x, y = z.real, z.imag
     expected = (
@@ -57,7 +47,7 @@ def test_complex_conv_is_the_real_arithmetic_formula():
 def test_complex_linear_and_split_prelu():
     torch.manual_seed(0)
     lin = ComplexLinear(4, 3)
-    v = _complex(2, 4)
+    v = random_complex(2, 4)
     torch.testing.assert_close(lin(v), v @ lin.weight.detach().T + lin.bias.detach())
     act = SplitPReLU(2, init=0.1)
     z = torch.complex(torch.tensor([-1.0, 2.0]), torch.tensor([3.0, -4.0])).reshape(1, 2, 1, 1)

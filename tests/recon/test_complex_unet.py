@@ -17,17 +17,13 @@ from phaselab.recon.losses import SSIMLoss
 from phaselab.recon.models import ComplexUNetConfig, build_model
 from phaselab.recon.train import TrainConfig, learning_rate, make_optimizer, train_varnet, validation_masks
 from phaselab.recon.varnet import VarNet
+from tests.complex_helpers import one_torch_thread  # noqa: F401  (the fixture)
 from tests.recon.conftest import ellipse_images
 
 TINY = ComplexUNetConfig(features=[2, 4], dropout=0.2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _masked(batch=2, h=32, w=32, seed=0):
