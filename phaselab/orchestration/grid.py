@@ -1,7 +1,8 @@
-"""The recon grid driver: data -> splits -> synthesis per source -> Tune grid of VarNet trials -> metric grid.
+"""The recon grid driver: data -> splits -> per source, pipelined: generator -> realism -> synthesis ->
+its VarNet trials in the grid's Tuner -> metric grid (see ``pipeline``).
 
-Resuming is by content: the sweep's key is a hash of what determines its results, every cell's state
-lives in ``<output>/sweeps/<key>/trials/<cell>``, and the MLflow parent run is found again by its tag.
+Resuming is by content: every trial is keyed by its own content and lives in ``<output>/trials/``, the
+sweep's key (a hash of what determines its results) finds the MLflow parent run again by its tag.
 Rerunning the same command therefore skips finished trials, continues killed ones from their last
 checkpoint and reuses every cached dataset.
 """
@@ -16,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from phaselab.config import SweepConfig
-from phaselab.orchestration.mixing import cell_shards, mixing_cells
-from phaselab.orchestration.phase_eval import evaluate_phase_sources
-from phaselab.orchestration.source_kspace import synthesize_sources
+from phaselab.orchestration.mixing import mixing_cells
+from phaselab.orchestration.pipeline import CellFeed, FeedSearcher, SourcePipeline, StopOnFailedSource
 from phaselab.orchestration.storage import driver_lock, next_attempt
-from phaselab.orchestration.sweep import open_sweep, sweep_key, trial_spec
+from phaselab.orchestration.sweep import open_sweep, sweep_key
 from phaselab.orchestration.timeline import Timeline, log_timeline, trial_slots
-from phaselab.orchestration.trial import read_result, save_spec
+from phaselab.orchestration.trial import read_result
 from phaselab.tracking import Tracker
 
 
@@ -73,28 +73,6 @@ def grid_sources(config: SweepConfig) -> list[str]:
     ]
 
 
-def _finish_stale_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[str, Path]) -> None:
-    """A driver killed after a trial wrote result.json but before MLflow heard of it: close the run."""
-    for key, run in tracker.child_runs(parent_id).items():
-        if key in trial_dirs and run.info.status == "RUNNING" and read_result(trial_dirs[key]) is not None:
-            tracker.end_run(run.info.run_id, "FINISHED")
-
-
-def _link_reused_trials(tracker: Tracker, parent_id: str, specs: dict[str, Any], log_fn) -> None:
-    """Trials an earlier sweep finished (an extended grid shares them) get a linked copy of their run
-    under this sweep's parent, so the MLflow UI shows the whole study in one place."""
-    children = tracker.child_runs(parent_id)
-    reused = 0
-    for key, spec in specs.items():
-        result = read_result(spec.trial_dir)
-        if result is None or key in children or result.get("run_id") is None:
-            continue
-        tracker.copy_run(result["run_id"], parent_id, key)
-        reused += 1
-    if reused:
-        log_fn(f"grid: {reused} trial(s) reused from earlier sweeps (linked runs under this parent)")
-
-
 def _close_unfinished_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[str, Path]) -> None:
     """A trial whose worker died (OOM, lost node) could not close its run: mark it FAILED; a rerun of
     the sweep resumes the trial and reopens the run."""
@@ -106,12 +84,14 @@ def _close_unfinished_runs(tracker: Tracker, parent_id: str, trial_dirs: dict[st
 
 def _run_tune(
     config: SweepConfig,
-    pending: list[dict[str, Any]],
+    cells: list[dict[str, Any]] | CellFeed,
     storage: Path | str,
     name: str,
     log_fn,
     refresh: Any = None,
 ) -> None:
+    """One Tuner over the grid's trials: a fixed list of cells, or a ``CellFeed`` that hands out each
+    source's cells once its k-space is ready (the pipelined grid)."""
     import ray
     from ray import tune
 
@@ -119,16 +99,17 @@ def _run_tune(
     from phaselab.orchestration.resources import default_max_concurrent
     from phaselab.orchestration.trial import tune_trial, tune_trial_distributed
 
+    feed = cells if isinstance(cells, CellFeed) else CellFeed(list(cells))
     res = config.resources
+    extra: dict[str, Any] = {}
     if res.workers_per_trial > 1:
-        per_worker = {
+        extra = {
             "cpus_per_worker": res.cpus_per_trial,
             "gpus_per_worker": res.gpus_per_trial,
             "custom_per_worker": dict(res.custom),
             "workers": res.workers_per_trial,
             "storage_path": str(storage),
         }
-        pending = [{**cell, **per_worker} for cell in pending]
         trainable = tune.with_resources(tune_trial_distributed, {"cpu": 0.1})
     else:
         # Keys other than cpu/gpu are custom Ray resources (e.g. {"fake_gpu": 1}) in the trial's bundle.
@@ -142,8 +123,9 @@ def _run_tune(
         )
     tuner = tune.Tuner(
         trainable,
-        param_space={"cell": tune.grid_search(pending)},
         tune_config=tune.TuneConfig(
+            search_alg=FeedSearcher(feed, extra),
+            num_samples=max(1, feed.planned),  # at most; the feed says when it has handed out the last
             reuse_actors=True,
             max_concurrent_trials=max_concurrent,
         ),
@@ -151,7 +133,8 @@ def _run_tune(
             name=name,
             storage_path=str(storage),
             verbose=0,
-            callbacks=[GridProgress(len(pending), log_fn), *([refresh] if refresh else [])],
+            stop=StopOnFailedSource(feed),
+            callbacks=[GridProgress(feed, log_fn), *([refresh] if refresh else [])],
             failure_config=tune.FailureConfig(max_failures=2),
         ),
     )
@@ -179,32 +162,21 @@ def _run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None) -
     tracker = ctx.tracker
     with tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: the parent run FAILED/KILLED
         timeline = Timeline()
-        ctx.shards = synthesize_sources(ctx, grid_sources(config), log_fn, timeline=timeline)
-        with timeline.stage("phase metrics", "all sources"):  # each source's phase vs the acquired
-            evaluate_phase_sources(ctx, config.grid.sources, log_fn)
-        specs = {}
-        for cell in grid_cells(config):
-            spec = trial_spec(ctx, cell, shards=cell_shards(ctx, cell))
-            specs[spec.trial_key] = spec
-        trial_dirs = {k: Path(s.trial_dir) for k, s in specs.items()}
-        _finish_stale_runs(tracker, ctx.parent_id, trial_dirs)
-        _link_reused_trials(tracker, ctx.parent_id, specs, log_fn)
-        pending = [
-            {**s.cell, "trial_key": k, "spec_path": str(save_spec(s))}
-            for k, s in specs.items()
-            if read_result(s.trial_dir) is None
-        ]
-        done = len(specs) - len(pending)
-        log_fn(f"grid: {len(specs)} trials, {done} already finished, {len(pending)} to run")
-        if pending:
-            storage = ctx.storage
-            from phaselab.orchestration.progress import GridRefresh
+        cells = grid_cells(config)
+        pipeline = SourcePipeline(ctx, grid_sources(config), config.grid.sources, cells, timeline, log_fn)
+        pipeline.start()  # each source: generator, realism, synthesis; its cells join the feed when ready
+        try:
+            if pipeline.feed.wait_for_work():
+                from phaselab.orchestration.progress import GridRefresh
 
-            refresh = GridRefresh(
-                ctx.tracking_uri, config.tracking.experiment, ctx.parent_id, config, trial_dirs
-            )
-            _run_tune(config, pending, storage, next_attempt(storage, "grid"), progress_fn, refresh)
-            _close_unfinished_runs(tracker, ctx.parent_id, trial_dirs)
+                dirs, experiment = pipeline.feed.trial_dirs, config.tracking.experiment
+                refresh = GridRefresh(ctx.tracking_uri, experiment, ctx.parent_id, config, dirs)
+                storage = ctx.storage
+                _run_tune(config, pipeline.feed, storage, next_attempt(storage, "grid"), progress_fn, refresh)
+            pipeline.join()  # raises a source's error (its Stopper has ended the running trials)
+        finally:
+            specs = dict(pipeline.specs)
+            _close_unfinished_runs(tracker, ctx.parent_id, {k: Path(s.trial_dir) for k, s in specs.items()})
 
         rows = [r for s in specs.values() if (r := read_result(s.trial_dir)) is not None]
         missing = len(specs) - len(rows)

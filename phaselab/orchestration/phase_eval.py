@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,66 @@ def score_source(
     return row
 
 
+@dataclass(frozen=True)
+class PhaseReference:
+    """The acquired phase of a split and its magnitude, and the slices the distances use."""
+
+    split: str
+    magnitude: torch.Tensor
+    truth: torch.Tensor
+    keep: torch.Tensor
+
+
+def phase_reference(ctx: SweepContext, split: str = "recTrain") -> PhaseReference:
+    prepared = [str(p) for p in ctx.prepared.files(split)]
+    pairs = [read_magnitude_and_phase(p) for p in prepared]
+    magnitude = torch.cat([m for m, _ in pairs])
+    truth = torch.cat([p for _, p in pairs])
+    keep = torch.from_numpy(_evenly(magnitude.shape[0], ctx.config.evaluation.max_slices))
+    return PhaseReference(split, magnitude, truth, keep)
+
+
+def score_phase_source(
+    ctx: SweepContext,
+    source: str,
+    draws: dict[int, dict[str, list[str]]],
+    reference: PhaseReference,
+    log_fn: Callable[[str], None],
+) -> dict[str, Any]:
+    """One source's synthesized phase (its first seed's draw) against the acquired; cached per source."""
+    evaluation, split, keep = ctx.config.evaluation, reference.split, reference.keep
+    files = draws[min(draws)][split]
+    key = config_hash(
+        {"files": files, "slices": keep.tolist(), "eval": evaluation, "split": split, "v": VERSION}
+    )
+    cache = ctx.cache / "phase_metrics" / f"{source}-{key}.json"
+    if cache.exists():
+        row = json.loads(cache.read_text())
+    else:
+        phase = shard_phases(files)
+        row = score_source(
+            phase[keep],
+            reference.truth[keep],
+            reference.magnitude[keep],
+            n_boot=evaluation.bootstrap,
+            fid_weights=evaluation.fid_weights,
+        )
+        row = {"source": source, "split": split, "slices": int(keep.numel()), **row}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(row, indent=1))
+        os.replace(tmp, cache)
+    shown = ", ".join(f"{k} {row[k]:.4g}" for k in (*METRICS, "fid") if k in row)
+    log_fn(f"phase metrics {source}: {shown}")
+    return row
+
+
+def log_phase_results(ctx: SweepContext, rows: list[dict[str, Any]], reference: PhaseReference) -> None:
+    """A child run per source, the table, the distances figure and the sample panels on the parent."""
+    _log_to_mlflow(ctx, rows)
+    _log_samples(ctx, [r["source"] for r in rows], reference.magnitude, reference.truth, reference.split)
+
+
 def evaluate_phase_sources(
     ctx: SweepContext,
     sources: list[str],
@@ -70,46 +131,12 @@ def evaluate_phase_sources(
     *,
     split: str = "recTrain",
 ) -> list[dict[str, Any]]:
-    """Score every source's synthesized ``split`` against the acquired phase; cached per source."""
-    evaluation = ctx.config.evaluation
-    prepared = [str(p) for p in ctx.prepared.files(split)]
-    pairs = [read_magnitude_and_phase(p) for p in prepared]
-    magnitude = torch.cat([m for m, _ in pairs])
-    truth = torch.cat([p for _, p in pairs])
-    keep = torch.from_numpy(_evenly(magnitude.shape[0], evaluation.max_slices))
-    if evaluation.fid_weights is None:
+    """Score every source's synthesized ``split`` against the acquired phase and log the results."""
+    if ctx.config.evaluation.fid_weights is None:
         log_fn("phase metrics: FID skipped (set evaluation.fid_weights to a local Inception weights file)")
-    rows = []
-    for source in sources:
-        draws = ctx.shards[source]
-        files = draws[min(draws)][split]  # the first seed's draw
-        key = config_hash(
-            {"files": files, "slices": keep.tolist(), "eval": evaluation, "split": split, "v": VERSION}
-        )
-        cache = ctx.cache / "phase_metrics" / f"{source}-{key}.json"
-        if cache.exists():
-            row = json.loads(cache.read_text())
-        else:
-            phase = shard_phases(files)
-            row = score_source(
-                phase[keep],
-                truth[keep],
-                magnitude[keep],
-                n_boot=evaluation.bootstrap,
-                fid_weights=evaluation.fid_weights,
-            )
-            row = {"source": source, "split": split, "slices": int(keep.numel()), **row}
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps(row, indent=1))
-            os.replace(tmp, cache)
-        rows.append(row)
-        log_fn(
-            f"phase metrics {source}: "
-            + ", ".join(f"{k} {row[k]:.4g}" for k in (*METRICS, "fid") if k in row)
-        )
-    _log_to_mlflow(ctx, rows)
-    _log_samples(ctx, sources, magnitude, truth, split)
+    reference = phase_reference(ctx, split)
+    rows = [score_phase_source(ctx, source, ctx.shards[source], reference, log_fn) for source in sources]
+    log_phase_results(ctx, rows, reference)
     return rows
 
 

@@ -14,12 +14,19 @@ def say(message: str) -> None:
 
 
 class GridProgress(Callback):
-    def __init__(self, total: int, log_fn: Callable[[str], None] | None = None):
-        self.total = total
+    """``total``: a number, or the pipelined grid's feed (its ``planned`` count grows exact as sources
+    become ready and finished trials are found)."""
+
+    def __init__(self, total: Any, log_fn: Callable[[str], None] | None = None):
+        self._total = total
         self.log_fn = log_fn or say
         self.done = 0
         self.failed = 0
         self.start = time.perf_counter()
+
+    @property
+    def total(self) -> int:
+        return self._total if isinstance(self._total, int) else self._total.planned
 
     def _name(self, trial) -> str:
         cell = trial.config.get("cell", {})
@@ -98,7 +105,7 @@ class GridRefresh(Callback):
         min_interval: float = 60.0,
     ):
         self.uri, self.experiment, self.parent_id, self.config = uri, experiment, parent_id, config
-        self.dirs = {k: str(v) for k, v in dirs.items()}
+        self.dirs = dirs  # the pipelined grid adds each source's trials when its k-space is ready
         # At most one refresh per min_interval seconds: drawing the figures takes the driver seconds of
         # CPU, which a small machine's trials need (the sweep's end logs the final grid in any case).
         self.min_interval, self.last = min_interval, float("-inf")
@@ -112,7 +119,7 @@ class GridRefresh(Callback):
             return
         self.last = time.monotonic()
 
-        rows = [r for d in self.dirs.values() if (r := read_result(d)) is not None]
+        rows = [r for d in list(self.dirs.values()) if (r := read_result(d)) is not None]
         try:
             log_grid_to_parent(Tracker(self.uri, self.experiment), self.parent_id, rows, self.config)
         except Exception as err:  # a refresh that fails must not stop the sweep; the end logs it again

@@ -124,10 +124,15 @@ def best_result(results: Any, settings: SearchSettings) -> tuple[dict[str, Any],
 
 
 def close_stopped_runs(tracker: Tracker, parent_id: str) -> int:
-    """ASHA stops trials mid-run, so their MLflow runs stay RUNNING: end them KILLED, tagged why."""
+    """ASHA stops trials mid-run, so their MLflow runs stay RUNNING: end them KILLED, tagged why. A trial
+    that noticed the stop itself ended its run KILLED already (a race with Tune's stop): tag it too —
+    after a search that returned, nothing else stops a trial."""
     stopped = 0
     for run in tracker.find_runs({"mlflow.parentRunId": parent_id}):
-        if run.info.status == "RUNNING":
+        if run.info.status == "KILLED" and "phaselab.stopped_by" not in run.data.tags:
+            tracker.set_tags(run.info.run_id, {"phaselab.stopped_by": "asha"})
+            stopped += 1
+        elif run.info.status == "RUNNING":
             tracker.set_tags(run.info.run_id, {"phaselab.stopped_by": "asha"})
             tracker.end_run(run.info.run_id, "KILLED")
             stopped += 1

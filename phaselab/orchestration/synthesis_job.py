@@ -78,8 +78,12 @@ def run_tasks_on_ray(
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     actors = max(1, min(num_actors, len(tasks)))
-    if actors > 1:  # start the whole pool before dispatching, so volumes spread over all actors
-        context.wait_for_min_actors_s = 900  # an autoscaling cluster may need minutes for GPU nodes
+    # Ask for every actor at once but start on the first one up: in a pipelined grid, trials may hold
+    # some GPUs for hours, so the pool takes what is free and grows as trials finish (a fixed-size pool
+    # would wait for all of them). One volume in flight per actor spreads volumes over the actors.
+    pool = ray.data.ActorPoolStrategy(
+        min_size=1, max_size=actors, initial_size=actors, max_tasks_in_flight_per_actor=1
+    )
     rows = [{"task": json.dumps(t.as_dict())} for t in tasks]
     # One block per volume: each volume is its own task, handed to the least busy actor.
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
@@ -89,7 +93,7 @@ def run_tasks_on_ray(
         num_gpus=1 if use_gpu else 0,
         num_cpus=cpus_per_actor,
         resources=resources or None,
-        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
+        compute=pool,
     )
     done, nodes = [], set()
     for row in dataset.iter_rows():
