@@ -15,10 +15,11 @@ the same GPUs would each wait for the other's actors.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,15 @@ from ray.tune import Stopper
 from ray.tune.search import Searcher
 
 from phaselab.orchestration.mixing import cell_shards
-from phaselab.orchestration.phase_eval import log_phase_results, phase_reference, score_phase_source
+from phaselab.orchestration.phase_eval import (
+    PhaseReference,
+    log_phase_results,
+    phase_reference,
+    score_phase_source,
+)
 from phaselab.orchestration.source_kspace import checked_generator, synthesize_source
 from phaselab.orchestration.sweep import SweepContext, trial_spec
-from phaselab.orchestration.timeline import Timeline
+from phaselab.orchestration.timeline import Timeline, trial_slots
 from phaselab.orchestration.trial import TrialSpec, read_result, save_spec
 
 
@@ -51,6 +57,9 @@ class CellFeed:
         self.failed = False
         self.planned = len(self._cells) if planned is None else planned  # trials this sweep will run
         self.handed_out = 0
+        self.running = 0  # trials handed out and not yet complete
+        self.slots: int | None = None  # trials the cluster runs at once (None: as many as Ray fits)
+        self.reserved = 0  # slots kept free for a synthesis in progress
         self.trial_dirs: dict[str, str] = {}  # every trial of the sweep so far (for the grid refresh)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -66,11 +75,31 @@ class CellFeed:
             self._changed.notify_all()
 
     def take(self) -> dict[str, Any] | None:
+        """The next ready cell, unless the slots not reserved for a synthesis are all taken."""
         with self._changed:
             if self.failed or not self._cells:
                 return None
+            if self.slots is not None and self.running >= max(0, self.slots - self.reserved):
+                return None  # a finished trial's slot goes to the synthesis actors first
             self.handed_out += 1
+            self.running += 1
             return self._cells.popleft()
+
+    def trial_complete(self) -> None:
+        with self._changed:
+            self.running = max(0, self.running - 1)
+
+    @contextlib.contextmanager
+    def reserve(self, slots: int) -> Iterator[None]:
+        """Keep ``slots`` trial slots free while a synthesis runs: Ray has no priorities, and trials
+        holding every GPU would starve the synthesis that the next source's trials wait for."""
+        with self._changed:
+            self.reserved = slots
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.reserved = 0
 
     @property
     def finished(self) -> bool:
@@ -106,7 +135,7 @@ class FeedSearcher(Searcher):
         return Searcher.FINISHED if self.feed.finished else None  # None: Tune asks again in a second
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        pass  # a grid learns nothing from a finished trial
+        self.feed.trial_complete()  # a grid learns nothing from a trial but that its slot is free
 
     def save(self, checkpoint_path: str) -> None:
         """What Tune's experiment state gets: the count handed out (a sweep resumes by content)."""
@@ -169,6 +198,7 @@ class SourcePipeline:
         self.waiting = list(cells)  # cells whose k-space is not ready yet
         self.total = len(cells)
         self.feed = CellFeed(planned=len(cells))
+        self.feed.slots = trial_slots(ctx.config)
         self.specs: dict[str, TrialSpec] = {}
         self.finished_before = 0
         self.phase_rows: dict[str, dict[str, Any]] = {}
@@ -176,7 +206,7 @@ class SourcePipeline:
         self._lock = threading.Lock()  # ctx.shards, specs, the queue of waiting cells
         self._synthesis = threading.Lock()
         self._reference_lock = threading.Lock()
-        self._reference = None
+        self._reference: PhaseReference | None = None
         self._ready: set[str] = set()
         self._threads = [
             threading.Thread(target=self._chain, args=(s,), name=f"source-{s}", daemon=True) for s in sources
@@ -197,7 +227,7 @@ class SourcePipeline:
         try:
             choice = checked_generator(ctx, source, log_fn, timeline)
             seeds = list(ctx.config.grid.seeds)
-            shards = synthesize_source(ctx, source, choice, seeds, log_fn, timeline, self._synthesis)
+            shards = synthesize_source(ctx, source, choice, seeds, log_fn, timeline, self._synthesis_turn)
             self._source_ready(source, shards)
         except BaseException as err:  # an unrealistic generator, bad data: the sweep stops with it
             self.errors.append(err)
@@ -211,7 +241,13 @@ class SourcePipeline:
         except BaseException as err:  # raised once the trials are done: they do not depend on it
             self.errors.append(err)
 
-    def reference(self):
+    @contextlib.contextmanager
+    def _synthesis_turn(self, actors: int) -> Iterator[None]:
+        """One synthesis at a time, with as many trial slots kept free as it wants actors."""
+        with self._synthesis, self.feed.reserve(actors):
+            yield
+
+    def reference(self) -> PhaseReference:
         with self._reference_lock:  # the acquired phase is read once, by the first chain that needs it
             if self._reference is None:
                 self._reference = phase_reference(self.ctx)

@@ -4,16 +4,20 @@ check, then Ray Data synthesis of each draw the VarNet seeds need."""
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from phaselab.orchestration.generator_runs import GeneratorChoice, generator_checkpoint, require_realistic
 from phaselab.orchestration.sweep import SweepContext, synthesis_draw
-from phaselab.orchestration.synthesis_job import run_synthesis
+from phaselab.orchestration.synthesis_job import actors_for, run_synthesis
 from phaselab.orchestration.timeline import Timeline
 from phaselab.synthesis import SourceSpec, plan_synthesis
 
 Shards = dict[int, dict[str, list[str]]]  # synthesis draw -> split -> shard paths
+
+
+def _no_turn(actors: int) -> AbstractContextManager:
+    return contextlib.nullcontext()
 
 
 def checked_generator(
@@ -36,12 +40,13 @@ def synthesize_source(
     seeds: list[int],
     log_fn: Callable[[str], None],
     timeline: Timeline,
-    lock: threading.Lock | None = None,
+    turn: Callable[[int], AbstractContextManager] | None = None,
 ) -> Shards:
     """recTrain + recVal k-space of one source, one draw per VarNet seed that needs its own (each draw
     is cached once). The validation set is synthetic too, as it would be for a magnitude-only archive;
-    only recTest keeps the real k-space. ``lock`` runs one source's synthesis at a time, spread over all
-    synthesis actors (two Ray Data pools asking for the same GPUs would each wait on the other)."""
+    only recTest keeps the real k-space. ``turn(actors)`` is entered around each synthesis with the
+    number of actors it asks for (the pipelined grid runs one at a time and keeps that many trial slots
+    free: two Ray Data pools asking for the same GPUs would each wait on the other)."""
     config, prepared = ctx.config, ctx.prepared
     splits = {split: [str(p) for p in prepared.files(split)] for split in ("recTrain", "recVal")}
     inputs = [p for files in splits.values() for p in files]
@@ -51,10 +56,16 @@ def synthesize_source(
     shards: Shards = {}
     for draw in sorted({synthesis_draw(source, seed) for seed in seeds}):
         plan = plan_synthesis(spec, inputs, ctx.cache / "synthesis", draw, prepared.key)
-        with lock or contextlib.nullcontext(), timeline.stage("synthesis", f"{source} draw {draw}"):
+        use_gpu = res.gpus_per_trial > 0
+        actors = (
+            0
+            if plan.is_complete()
+            else actors_for(res.synthesis_actors, len(inputs), use_gpu, res.synthesis_custom)
+        )
+        with (turn or _no_turn)(actors), timeline.stage("synthesis", f"{source} draw {draw}"):
             run_synthesis(
                 plan,
-                use_gpu=res.gpus_per_trial > 0,
+                use_gpu=use_gpu,
                 num_actors=res.synthesis_actors,
                 cpus_per_actor=res.synthesis_cpus,
                 resources=res.synthesis_custom,

@@ -77,6 +77,9 @@ def run_tasks_on_ray(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+    # Grow the pool as soon as every actor is busy (Ray's default, 175%, is unreachable with one volume
+    # in flight per actor, and Ray Data warns about it on every synthesis)
+    context.autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
     actors = max(1, min(num_actors, len(tasks)))
     # Ask for every actor at once but start on the first one up: in a pipelined grid, trials may hold
     # some GPUs for hours, so the pool takes what is free and grows as trials finish (a fixed-size pool

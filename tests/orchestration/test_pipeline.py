@@ -43,6 +43,19 @@ def test_a_failed_source_finishes_the_feed_and_stops_the_running_trials():
     assert not feed.wait_for_work()
 
 
+def test_a_synthesis_in_progress_keeps_its_actors_slots_free_of_new_trials():
+    feed = CellFeed(planned=3)
+    feed.slots = 2
+    feed.add([_cell("zero", seed=seed) for seed in range(3)])
+    with feed.reserve(1):  # a synthesis asking for one actor
+        assert feed.take() is not None
+        assert feed.take() is None  # the second slot waits for the synthesis
+        feed.trial_complete()
+        assert feed.take() is not None and feed.take() is None
+    assert feed.take() == _cell("zero", seed=2)  # synthesis done: both slots for trials
+    assert feed.running == 2 and feed.take() is None
+
+
 def test_waiting_for_work_wakes_when_a_source_is_ready_and_when_nothing_will_come():
     feed = CellFeed(planned=1)
     threading.Timer(0.2, feed.add, args=([_cell("zero")],)).start()
