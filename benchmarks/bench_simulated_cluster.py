@@ -183,6 +183,12 @@ def main() -> None:
     parser.add_argument("--gpus-per-node", type=int, default=4)
     parser.add_argument("--steps", type=int, default=2, help="VarNet training steps per trial")
     parser.add_argument("--grid", choices=["knee", "smoke"], default="knee")
+    parser.add_argument(
+        "--pipeline",
+        choices=["auto", "true", "false"],
+        default="false",
+        help="resources.pipeline (fake GPUs are no GPUs: auto runs the sources in turn)",
+    )
     parser.add_argument("--output-dir", default="phaselab_runs/simulated_cluster")
     parser.add_argument("--out", type=Path, help="result JSON; the utilisation figure goes next to it (.png)")
     args = parser.parse_args()
@@ -210,6 +216,7 @@ def main() -> None:
         f"resources.synthesis_actors={min(4, slots)}",  # 16 phantom slices per split: more idle
         "resources.synthesis_cpus=0.5",
         "resources.synthesis_custom={fake_gpu: 1}",
+        f"resources.pipeline={args.pipeline}",
         f"output_dir={Path(args.output_dir).resolve()}",
     ]
     small = {"object_store_memory": 80 * 1024**2}
@@ -238,7 +245,8 @@ def main() -> None:
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, {round(total_gb)} GiB RAM "
         "(shared with other jobs; no GPU)",
         "command": "python benchmarks/bench_simulated_cluster.py "
-        f"--nodes {args.nodes} --gpus-per-node {args.gpus_per_node} --steps {args.steps} --grid {args.grid}",
+        f"--nodes {args.nodes} --gpus-per-node {args.gpus_per_node} --steps {args.steps} --grid {args.grid} "
+        f"--pipeline {args.pipeline}",
         "nodes": args.nodes,
         "gpus_per_node": args.gpus_per_node,
         "steps_per_trial": args.steps,

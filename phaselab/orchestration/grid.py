@@ -18,7 +18,13 @@ from typing import Any
 
 from phaselab.config import SweepConfig
 from phaselab.orchestration.mixing import mixing_cells
-from phaselab.orchestration.pipeline import CellFeed, FeedSearcher, SourcePipeline, StopOnFailedSource
+from phaselab.orchestration.pipeline import (
+    CellFeed,
+    FeedSearcher,
+    SourcePipeline,
+    StopOnFailedSource,
+    pipelined,
+)
 from phaselab.orchestration.storage import driver_lock, next_attempt
 from phaselab.orchestration.sweep import open_sweep, sweep_key
 from phaselab.orchestration.timeline import Timeline, log_timeline, trial_slots
@@ -163,7 +169,16 @@ def _run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None) -
     with tracker.closed_on_error(ctx.parent_id):  # an error or Ctrl-C: the parent run FAILED/KILLED
         timeline = Timeline()
         cells = grid_cells(config)
-        pipeline = SourcePipeline(ctx, grid_sources(config), config.grid.sources, cells, timeline, log_fn)
+        concurrent = pipelined(config)
+        log_fn(
+            "grid: pipelined, each source's trials start as soon as its k-space is ready"
+            if concurrent
+            else "grid: sources prepared in turn, trials start once every k-space is ready "
+            "(resources.pipeline=true pipelines them; auto does on clusters with GPUs)"
+        )
+        pipeline = SourcePipeline(
+            ctx, grid_sources(config), config.grid.sources, cells, timeline, log_fn, concurrent=concurrent
+        )
         pipeline.start()  # each source: generator, realism, synthesis; its cells join the feed when ready
         try:
             if pipeline.feed.wait_for_work():

@@ -180,9 +180,21 @@ def link_reused_trials(tracker: Any, parent_id: str, specs: dict[str, TrialSpec]
         log_fn(f"grid: {reused} trial(s) reused from earlier sweeps (linked runs under this parent)")
 
 
+def pipelined(config: Any) -> bool:
+    """``resources.pipeline``; auto: when the cluster has GPUs. Ray must be initialized."""
+    import ray
+
+    if config.resources.pipeline != "auto":
+        return bool(config.resources.pipeline)
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
 class SourcePipeline:
     """One daemon thread per source: generator -> realism -> synthesis -> (trials queued) -> phase
-    metrics. ``join`` waits for every chain and raises the first chain's error."""
+    metrics. ``join`` waits for every chain and raises the first chain's error.
+
+    With ``concurrent=False`` one thread runs the chains one after another and the cells are released
+    together once every source is ready: the stages before the trials, as on a CPU-only machine."""
 
     def __init__(
         self,
@@ -192,8 +204,10 @@ class SourcePipeline:
         cells: list[dict[str, Any]],
         timeline: Timeline,
         log_fn: Callable[[str], None],
+        *,
+        concurrent: bool = True,
     ):
-        self.ctx, self.sources, self.scored = ctx, sources, scored
+        self.ctx, self.sources, self.scored, self.concurrent = ctx, sources, scored, concurrent
         self.timeline, self.log_fn = timeline, log_fn
         self.waiting = list(cells)  # cells whose k-space is not ready yet
         self.total = len(cells)
@@ -208,9 +222,13 @@ class SourcePipeline:
         self._reference_lock = threading.Lock()
         self._reference: PhaseReference | None = None
         self._ready: set[str] = set()
-        self._threads = [
-            threading.Thread(target=self._chain, args=(s,), name=f"source-{s}", daemon=True) for s in sources
-        ]
+        self._held: list[dict[str, Any]] = []  # ready cells kept back until every source is ready
+        chains = (
+            [(self._chain, (s,), f"source-{s}") for s in sources]
+            if concurrent
+            else [(self._chains_in_turn, (), "sources")]
+        )
+        self._threads = [threading.Thread(target=f, args=a, name=n, daemon=True) for f, a, n in chains]
         self._start = time.perf_counter()
 
     def start(self) -> SourcePipeline:
@@ -222,7 +240,13 @@ class SourcePipeline:
             thread.start()
         return self
 
-    def _chain(self, source: str) -> None:
+    def _chains_in_turn(self) -> None:
+        for source in self.sources:
+            if not self._chain(source):
+                return
+
+    def _chain(self, source: str) -> bool:
+        """Prepare one source; False when it failed (the sweep stops)."""
         ctx, log_fn, timeline = self.ctx, self.log_fn, self.timeline
         try:
             choice = checked_generator(ctx, source, log_fn, timeline)
@@ -232,7 +256,7 @@ class SourcePipeline:
         except BaseException as err:  # an unrealistic generator, bad data: the sweep stops with it
             self.errors.append(err)
             self.feed.close(failed=True)
-            return
+            return False
         try:
             if source in self.scored:
                 with timeline.stage("phase metrics", source):
@@ -240,6 +264,7 @@ class SourcePipeline:
                     self.phase_rows[source] = row
         except BaseException as err:  # raised once the trials are done: they do not depend on it
             self.errors.append(err)
+        return True
 
     @contextlib.contextmanager
     def _synthesis_turn(self, actors: int) -> Iterator[None]:
@@ -283,7 +308,10 @@ class SourcePipeline:
                     f"grid: {source} k-space ready after {time.perf_counter() - self._start:.0f} s: "
                     f"{len(ready)} trial(s), {len(pending)} to run"
                 )
-            self.feed.add(pending)
+            self._held.extend(pending)
+            if self.concurrent or len(self._ready) == len(self.sources):
+                self.feed.add(self._held)
+                self._held = []
             if len(self._ready) == len(self.sources):
                 self.log_fn(
                     f"grid: {self.total} trials, {self.finished_before} already finished, "

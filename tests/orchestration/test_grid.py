@@ -215,3 +215,6 @@ def test_extending_a_finished_grid_trains_only_the_new_cells(ray_session, tmp_pa
     trials = [span["label"] for span in timeline["spans"] if span["kind"] == "trial"]
     assert trials == ["smooth R4 n4 s0"]  # only what this sweep ran; the stages before it
     assert {"synthesis", "phase metrics"} <= {span["kind"] for span in timeline["spans"]}
+    # without GPUs the sources are prepared in turn (resources.pipeline=auto): trials after every synthesis
+    synthesis_end = max(s["end"] for s in timeline["spans"] if s["kind"] == "synthesis")
+    assert all(s["start"] >= synthesis_end for s in timeline["spans"] if s["kind"] == "trial")

@@ -90,6 +90,7 @@ def test_baseline_trials_run_while_a_generator_still_trains(ray_session, tmp_pat
         "grid.sources=[zero, sbdm]",
         "generators.sbdm.train.epochs=6",  # long enough that zero's trial starts while it trains
         "generators.sbdm.allow_unrealistic=true",
+        "resources.pipeline=true",  # auto pipelines only with GPUs
         f"output_dir={tmp_path}",
     ]
     config = load_config("tiny", overrides)
@@ -122,6 +123,7 @@ def test_a_generator_refused_after_training_stops_the_running_trials(ray_session
     from phaselab.generators.realism import UnrealisticGenerator
 
     overrides = ["grid.sources=[zero, sbdm]", "generators.sbdm.train.epochs=6", "train.steps=2000"]
+    overrides += ["resources.pipeline=true"]
     config = load_config("tiny", [*overrides, "train.eval_every=50", f"output_dir={tmp_path}"])
     with pytest.raises(UnrealisticGenerator, match="sbdm"):
         run_recon_grid(config, log_fn=lambda _: None)
@@ -133,3 +135,16 @@ def test_a_generator_refused_after_training_stops_the_running_trials(ray_session
     assert not list(Path(config.output_dir).glob("trials/*/result.json"))  # it did not run to its end
     children = tracker.find_runs({"mlflow.parentRunId": parent.info.run_id})
     assert all(run.info.status != "RUNNING" for run in children)
+
+
+def test_auto_pipelines_only_where_the_cluster_has_gpus(monkeypatch):
+    import ray
+
+    from phaselab.orchestration.pipeline import pipelined
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    assert not pipelined(load_config("tiny"))
+    assert pipelined(load_config("tiny", ["resources.pipeline=true"]))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 64.0, "GPU": 8.0})
+    assert pipelined(load_config("tiny"))
+    assert not pipelined(load_config("tiny", ["resources.pipeline=false"]))
