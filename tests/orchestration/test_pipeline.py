@@ -115,6 +115,7 @@ def test_baseline_trials_run_while_a_generator_still_trains(ray_session, tmp_pat
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # 30-40 s on 2 cores: out of CI (python -m pytest -m slow)
 # Tune leaves the stopped trial's result file open in its driver artifacts (a ResourceWarning)
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_generator_refused_after_training_stops_the_running_trials(ray_session, tmp_path):
