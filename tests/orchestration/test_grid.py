@@ -130,6 +130,7 @@ def _driver(tmp_path, address, *extra):
     )
 
 
+@pytest.mark.slow  # 50-60 s on 2 cores: out of CI (python -m pytest -m slow)
 def test_killed_sweep_resumes_without_rerunning_finished_trials(ray_session, tmp_path):
     sources = "grid.sources=[gt, zero, smooth]"
     extra = (sources, "resources.max_concurrent_trials=1", "train.steps=30", "train.eval_every=3")
