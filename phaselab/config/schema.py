@@ -107,9 +107,9 @@ class ResourcesConfig:
     custom: dict[str, float] = field(default_factory=dict)
     synthesis_custom: dict[str, float] = field(default_factory=dict)
     # The grid's stages per source at once, each source's trials starting when its k-space is ready;
-    # auto: on clusters with GPUs (where trials and stages use different hardware). On CPUs only every
-    # stage competes with the trials for the same cores, and the stages one after another measured
-    # faster (README, "A pipelined study")
+    # auto: when trials take GPUs or the cluster has some (stages and trials on their own hardware).
+    # On CPUs only every stage competes with the trials for the same cores, and the stages one after
+    # another measured faster (README, "A pipelined study")
     pipeline: bool | Literal["auto"] = "auto"
 
 

@@ -1,5 +1,6 @@
-"""The recon grid driver: data -> splits -> per source, pipelined: generator -> realism -> synthesis ->
-its VarNet trials in the grid's Tuner -> metric grid (see ``pipeline``).
+"""The recon grid driver: data -> splits -> per source: generator -> realism -> synthesis -> its VarNet
+trials in the grid's one Tuner -> metric grid. Sources run at once on GPU clusters (each source's trials
+start when its k-space is ready), in turn on CPUs (``resources.pipeline``; see ``pipeline``).
 
 Resuming is by content: every trial is keyed by its own content and lives in ``<output>/trials/``, the
 sweep's key (a hash of what determines its results) finds the MLflow parent run again by its tag.
@@ -174,7 +175,7 @@ def _run_recon_grid(config: SweepConfig, log_fn: Callable[[str], None] | None) -
             "grid: pipelined, each source's trials start as soon as its k-space is ready"
             if concurrent
             else "grid: sources prepared in turn, trials start once every k-space is ready "
-            "(resources.pipeline=true pipelines them; auto does on clusters with GPUs)"
+            "(resources.pipeline=true pipelines them; auto does when trials take GPUs)"
         )
         pipeline = SourcePipeline(
             ctx, grid_sources(config), config.grid.sources, cells, timeline, log_fn, concurrent=concurrent

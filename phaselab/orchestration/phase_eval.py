@@ -118,6 +118,11 @@ def score_phase_source(
     return row
 
 
+def say_if_fid_skipped(ctx: SweepContext, log_fn: Callable[[str], None]) -> None:
+    if ctx.config.evaluation.fid_weights is None:
+        log_fn("phase metrics: FID skipped (set evaluation.fid_weights to a local Inception weights file)")
+
+
 def log_phase_results(ctx: SweepContext, rows: list[dict[str, Any]], reference: PhaseReference) -> None:
     """A child run per source, the table, the distances figure and the sample panels on the parent."""
     _log_to_mlflow(ctx, rows)
@@ -132,8 +137,7 @@ def evaluate_phase_sources(
     split: str = "recTrain",
 ) -> list[dict[str, Any]]:
     """Score every source's synthesized ``split`` against the acquired phase and log the results."""
-    if ctx.config.evaluation.fid_weights is None:
-        log_fn("phase metrics: FID skipped (set evaluation.fid_weights to a local Inception weights file)")
+    say_if_fid_skipped(ctx, log_fn)
     reference = phase_reference(ctx, split)
     rows = [score_phase_source(ctx, source, ctx.shards[source], reference, log_fn) for source in sources]
     log_phase_results(ctx, rows, reference)

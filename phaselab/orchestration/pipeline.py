@@ -31,6 +31,7 @@ from phaselab.orchestration.phase_eval import (
     PhaseReference,
     log_phase_results,
     phase_reference,
+    say_if_fid_skipped,
     score_phase_source,
 )
 from phaselab.orchestration.source_kspace import checked_generator, synthesize_source
@@ -181,12 +182,14 @@ def link_reused_trials(tracker: Any, parent_id: str, specs: dict[str, TrialSpec]
 
 
 def pipelined(config: Any) -> bool:
-    """``resources.pipeline``; auto: when the cluster has GPUs. Ray must be initialized."""
+    """``resources.pipeline``; auto: when trials ask for GPUs or the cluster has some (an autoscaling
+    cluster starts with no GPU node: the trials' request is what says where they will run). Ray must be
+    initialized."""
     import ray
 
     if config.resources.pipeline != "auto":
         return bool(config.resources.pipeline)
-    return ray.cluster_resources().get("GPU", 0) > 0
+    return config.resources.gpus_per_trial > 0 or ray.cluster_resources().get("GPU", 0) > 0
 
 
 class SourcePipeline:
@@ -232,10 +235,8 @@ class SourcePipeline:
         self._start = time.perf_counter()
 
     def start(self) -> SourcePipeline:
-        if self.ctx.config.evaluation.fid_weights is None and self.scored:
-            self.log_fn(
-                "phase metrics: FID skipped (set evaluation.fid_weights to a local Inception weights file)"
-            )
+        if self.scored:
+            say_if_fid_skipped(self.ctx, self.log_fn)
         for thread in self._threads:
             thread.start()
         return self

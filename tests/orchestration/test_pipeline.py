@@ -146,6 +146,8 @@ def test_auto_pipelines_only_where_the_cluster_has_gpus(monkeypatch):
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     assert not pipelined(load_config("tiny"))
     assert pipelined(load_config("tiny", ["resources.pipeline=true"]))
+    # an autoscaling cluster with no GPU node yet: the trials' GPUs say where the grid runs
+    assert pipelined(load_config("tiny", ["resources.gpus_per_trial=1"]))
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 64.0, "GPU": 8.0})
     assert pipelined(load_config("tiny"))
     assert not pipelined(load_config("tiny", ["resources.pipeline=false"]))
